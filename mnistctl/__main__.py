@@ -1,0 +1,65 @@
+"""The `mnistctl` entry point: routes `sweep` to Hydra, every other subcommand to LightningCLI.
+
+    python -m mnistctl fit --config configs/base.yaml
+
+Top-level `--help` and `--version` are answered here without importing torch, so they are instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mnistctl import __version__
+from mnistctl.errors import UsageError
+
+HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep}} ...
+
+Train, evaluate, serve and sweep a CNN on MNIST (PyTorch Lightning + Hydra). Version {__version__}.
+
+subcommands:
+  fit        train the CNN, then test its best checkpoint (--test_after_fit false to skip)
+  validate   evaluate a checkpoint on the validation split   (--ckpt_path FILE|last|best)
+  test       evaluate a checkpoint on the test split         (--ckpt_path FILE|last|best)
+  predict    write predictions.csv for the test split or your images (--ckpt_path ...)
+  sweep      fan out configurations with Hydra multirun and compare them (criterion=ce,mse ...)
+
+Run 'mnistctl SUBCOMMAND --help' for the options of each. Add --debug for full tracebacks.
+examples:
+  mnistctl fit --config configs/base.yaml
+  mnistctl test --ckpt_path best
+  mnistctl sweep criterion=ce,mse optimizer=adam,sgd
+"""
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if args is None else args)
+    if "--debug" in argv:
+        argv.remove("--debug")
+        os.environ["JSONARGPARSE_DEBUG"] = "1"
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(HELP)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        sys.stdout.write(f"mnistctl {__version__}\n")
+        return 0
+    try:
+        if argv[0] == "sweep":
+            from mnistctl.sweep import main as sweep_main
+
+            return sweep_main(argv[1:])
+        from mnistctl.cli import run_cli
+
+        run_cli(argv)
+    except UsageError as err:
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            raise
+        sys.stderr.write(f"mnistctl: error: {err}\n")
+        return err.exit_code
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

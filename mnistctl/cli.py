@@ -1,0 +1,190 @@
+"""MnistCLI: LightningCLI over MNISTClassifier and MNISTDataModule, plus mnistctl's run conventions.
+
+    mnistctl fit --config configs/base.yaml
+    mnistctl test --ckpt_path best
+
+What it adds to stock LightningCLI: one run folder per fit (`runs/<name>/version_N`), evaluation
+outputs written into the folder of the run that made the checkpoint, `--ckpt_path last|best|NAME`
+resolved to a real file before anything loads, the data settings of a checkpoint reused on
+evaluation, a test of the best checkpoint after fit, schedules sized from the Trainer, and
+one-line errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from jsonargparse import Namespace
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from mnistctl.config_files import packaged_config
+from mnistctl.data import MNISTDataModule
+from mnistctl.errors import UsageError
+from mnistctl.model import MNISTClassifier
+from mnistctl.predict import PredictionsCSV
+from mnistctl.runs import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
+from mnistctl.schedules import OneCycle
+
+# The model's own configure_optimizers serves plain-Python use; under the CLI --optimizer wins, as intended.
+warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
+# MNIST batches are cut in memory; there are no DataLoader workers to add.
+warnings.filterwarnings("ignore", message=r".*does not have many workers")
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Data settings that define what the model was trained and validated on: always from the checkpoint.
+DATA_KEYS_FROM_CHECKPOINT = ("val_size", "split_seed", "mean", "std")
+
+
+class Parser(LightningArgumentParser):
+    """Prints a parsing error as one line (plus its exit code 2) instead of usage and a long message."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        sys.stderr.write(f"{parser.prog}: error: {' '.join(message.split())} (see '{parser.prog} --help')\n")
+        sys.exit(2)
+
+
+class MnistCLI(LightningCLI):
+    def __init__(self, args: list[str] | None = None) -> None:
+        base = [str(packaged_config("base.yaml"))]
+        sub_kwargs = {"default_config_files": base, "default_env": True, "env_prefix": "MNISTCTL"}
+        super().__init__(
+            MNISTClassifier,
+            MNISTDataModule,
+            parser_class=Parser,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=42,
+            parser_kwargs={"prog": "mnistctl", "default_env": True, "env_prefix": "MNISTCTL", **{s: sub_kwargs for s in SUBCOMMANDS}},
+            args=args,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="fit: test the best checkpoint on the test split when training ends")
+        parser.add_argument("--num_threads", type=int | None, default=None, help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)")
+        parser.add_lightning_class_args(PredictionsCSV, "predictions")
+
+    # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        if config.get("ckpt_path"):
+            ckpt = resolve_ckpt_path(str(config.ckpt_path), _runs_root(config))
+            config.ckpt_path = str(ckpt)
+            if subcommand != "fit":
+                saved = load_checkpoint(ckpt).get("datamodule_hyper_parameters", {})
+                for key in DATA_KEYS_FROM_CHECKPOINT:
+                    if key in saved:
+                        config.data[key] = saved[key]
+        elif subcommand != "fit":
+            raise UsageError(f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run)")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        if config.num_threads is not None:
+            if config.num_threads < 1:
+                raise UsageError(f"--num_threads must be at least 1, got {config.num_threads}")
+            torch.set_num_threads(config.num_threads)
+        if self.subcommand == "fit":
+            self.run_dir = run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else _allocate(config)
+            _point_loggers_at(config, self.run_dir)
+        else:
+            self.run_dir = run_dir_of(Path(config.ckpt_path))
+            # Evaluation metrics go to <run>/<subcommand>/metrics.csv, beside the fit that made the checkpoint.
+            config.trainer.logger = Namespace(
+                class_path="pytorch_lightning.loggers.CSVLogger",
+                init_args=Namespace(save_dir=str(self.run_dir), name="", version=self.subcommand),
+            )
+            if self.subcommand == "predict" and not config.predictions.path:
+                config.predictions.path = str(self.run_dir / "predictions.csv")
+
+    # -- running -------------------------------------------------------------------------------
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            self._discard_empty_run()
+            raise
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            self._discard_empty_run()
+            raise
+
+    def _discard_empty_run(self) -> None:
+        """A fit that failed before its first checkpoint leaves no run folder behind."""
+        if self.subcommand == "fit" and not any((self.run_dir / CHECKPOINTS).glob("*.ckpt")):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def after_fit(self) -> None:
+        if not self.config.fit.test_after_fit or self.trainer.interrupted:
+            return
+        callback = self.trainer.checkpoint_callback
+        ckpt = "best" if callback is not None and callback.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+
+    @staticmethod
+    def configure_optimizers(lightning_module, optimizer, lr_scheduler=None):
+        if lr_scheduler is None:
+            return optimizer
+        if isinstance(lr_scheduler, OneCycle):
+            lr_scheduler.start(lightning_module.trainer.estimated_stepping_batches)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
+        if isinstance(lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            monitor = getattr(lr_scheduler, "monitor", None) or "val/loss"
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "monitor": monitor}}
+        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+
+
+def _loggers(config: Namespace) -> list[Namespace]:
+    loggers = config.trainer.logger
+    if isinstance(loggers, Namespace):
+        return [loggers]
+    return [lg for lg in loggers if isinstance(lg, Namespace)] if isinstance(loggers, list) else []
+
+
+def _runs_root(config: Namespace) -> str:
+    """The folder that holds `<name>/version_N` run folders: the first logger's save_dir."""
+    for logger in _loggers(config):
+        if logger.init_args.get("save_dir"):
+            return str(logger.init_args.save_dir)
+    return "runs"
+
+
+def _allocate(config: Namespace) -> Path:
+    loggers = _loggers(config)
+    name = next((str(lg.init_args.name) for lg in loggers if lg.init_args.get("name")), "mnist")
+    return allocate_run_dir(_runs_root(config), name)
+
+
+def _point_loggers_at(config: Namespace, run_dir: Path) -> None:
+    """Make every logger write into run_dir, so metrics, events and config share one folder."""
+    for logger in _loggers(config):
+        if "version" in logger.init_args:
+            logger.init_args.save_dir = str(run_dir.parent.parent)
+            logger.init_args.name = run_dir.parent.name
+            logger.init_args.version = run_dir.name
+    if not _loggers(config):
+        config.trainer.default_root_dir = str(run_dir)
+
+
+def run_cli(args: list[str]) -> MnistCLI:
+    # LightningCLI warns when sys.argv also holds arguments; `args` is the whole truth here.
+    saved, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        return MnistCLI(args=args)
+    finally:
+        sys.argv = saved

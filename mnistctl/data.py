@@ -1,0 +1,140 @@
+"""MNISTDataModule: the verified MNIST copy, held in memory as uint8 tensors, cut into batches.
+
+    mnistctl fit --config configs/base.yaml --data.batch_size 256
+
+Each split is one (N, 28, 28) uint8 tensor; batches are taken by indexing (see `batches.py`) and
+turned into normalised float tensors only after they reach the device, in `on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningDataModule
+
+from mnistctl.batches import TensorBatches
+from mnistctl.errors import UsageError
+from mnistctl.mnist_files import prepare_root
+
+TRAIN_SIZE = 60_000
+
+
+class MNISTDataModule(LightningDataModule):
+    """MNIST from the bundled copy (or `data_dir`), split 55,000/5,000 by a seeded generator.
+
+    Args:
+        data_dir: torchvision root or folder with the four MNIST files; None uses the copy that ships
+            with mnistctl (unpacked once into ~/.cache/mnistctl, or $MNISTCTL_CACHE_DIR).
+        download: fetch MNIST through torchvision when `data_dir` has no copy (needs network).
+        batch_size: samples per training batch.
+        eval_batch_size: samples per validation/test/predict batch (inference needs no gradients,
+            so larger batches are cheaper).
+        val_size: images held out of the 60,000 training images for validation.
+        split_seed: seed of the train/validation split; recorded in checkpoints so evaluation
+            reuses the same split.
+        shuffle_seed: base seed of the per-epoch training order (epoch e uses shuffle_seed + e).
+        mean: normalisation mean of the pixel values scaled to [0, 1].
+        std: normalisation standard deviation.
+        augment_shift: largest random shift in pixels applied to training images (0: off).
+        predict_dir: an image file or a folder of PNG/JPEG/BMP digits to classify with `predict`;
+            None predicts the MNIST test split.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        download: bool = False,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5_000,
+        split_seed: int = 42,
+        shuffle_seed: int = 0,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+        augment_shift: int = 0,
+        predict_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise UsageError(f"--data.batch_size and --data.eval_batch_size must be at least 1, got {batch_size} and {eval_batch_size}")
+        if not 0 < val_size < TRAIN_SIZE:
+            raise UsageError(f"--data.val_size must be between 1 and {TRAIN_SIZE - 1}, got {val_size}")
+        if std <= 0:
+            raise UsageError(f"--data.std must be positive, got {std}")
+        if not 0 <= augment_shift <= 8:
+            raise UsageError(f"--data.augment_shift must be between 0 and 8 pixels, got {augment_shift}")
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
+
+    def prepare_data(self) -> None:
+        prepare_root(self.hparams.data_dir, self.hparams.download)
+
+    def setup(self, stage: str) -> None:
+        if self.splits:
+            return
+        from torchvision.datasets import MNIST
+
+        root = str(prepare_root(self.hparams.data_dir, self.hparams.download))
+        train, test = MNIST(root, train=True), MNIST(root, train=False)
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        order = torch.randperm(len(train.data), generator=generator)
+        val_idx, train_idx = order[: self.hparams.val_size], order[self.hparams.val_size :]
+        # ids are indices into the original 60,000 training images / 10,000 test images.
+        self.splits = {
+            "train": (train.data[train_idx], train.targets[train_idx], train_idx),
+            "val": (train.data[val_idx], train.targets[val_idx], val_idx),
+            "test": (test.data, test.targets, None),
+        }
+        if stage == "predict" and self.hparams.predict_dir:
+            from mnistctl.images import load_digit_folder
+
+            images, names = load_digit_folder(self.hparams.predict_dir)
+            self.predict_names = names
+            self.splits["predict"] = (images, torch.full((len(images),), -1), None)
+
+    def _batches(self, split: str, train: bool = False) -> TensorBatches:
+        images, labels, ids = self.splits[split]
+        trainer = self.trainer
+        return TensorBatches(
+            images,
+            labels,
+            self.hparams.batch_size if train else self.hparams.eval_batch_size,
+            shuffle=train,
+            seed=self.hparams.shuffle_seed,
+            epoch_fn=(lambda: trainer.current_epoch) if trainer else None,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            ids=ids,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", train=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val")
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self._batches("predict" if "predict" in self.splits else "test")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels, ids = batch
+        # (B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised, channels_last (faster convs on CPU).
+        x = images.unsqueeze(1).float().div_(255.0)
+        if self.trainer is not None and self.trainer.training and self.hparams.augment_shift:
+            x = random_shift(x, self.hparams.augment_shift)
+        x = x.sub_(self.hparams.mean).div_(self.hparams.std)
+        return x.contiguous(memory_format=torch.channels_last), labels, ids
+
+
+def random_shift(x: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Shift each image by up to `max_shift` pixels in x and y, filling with background (0)."""
+    b = x.shape[0]
+    padded = F.pad(x, (max_shift,) * 4)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), device=x.device)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), device=x.device)
+    rows = (dy[:, None] + torch.arange(28, device=x.device)[None, :])[:, :, None]  # (B, 28, 1)
+    cols = (dx[:, None] + torch.arange(28, device=x.device)[None, :])[:, None, :]  # (B, 1, 28)
+    return padded[:, 0][torch.arange(b, device=x.device)[:, None, None], rows, cols].unsqueeze(1)  # (B, 1, 28, 28)

@@ -1,0 +1,92 @@
+"""MNISTClassifier: the LightningModule that trains `network.CNN` with any torch loss.
+
+    mnistctl fit --config configs/base.yaml --model.criterion torch.nn.MSELoss
+
+The loss decides what the network's logits are turned into: class-index losses (cross-entropy,
+with or without label smoothing) take logits; NLLLoss takes log-probabilities; regression losses
+(MSE, L1, Huber) compare softmax probabilities with one-hot targets, so they really train.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jsonargparse import lazy_instance
+from pytorch_lightning import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from mnistctl.errors import UsageError
+from mnistctl.network import CNN
+
+PROBABILITY_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+LOG_PROBABILITY_LOSSES = (nn.NLLLoss,)
+
+
+class MNISTClassifier(LightningModule):
+    """Trains the recipe's CNN; logs `{train,val,test}/{loss,acc}`.
+
+    Args:
+        dropout_ratio: dropout after each pooled convolution, in [0, 1).
+        criterion: any torch loss module, e.g. torch.nn.CrossEntropyLoss (with label_smoothing),
+            torch.nn.NLLLoss, torch.nn.MSELoss.
+        num_classes: number of digit classes.
+    """
+
+    def __init__(
+        self,
+        dropout_ratio: float = 0.25,
+        criterion: nn.Module = lazy_instance(nn.CrossEntropyLoss),
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= dropout_ratio < 1.0:
+            raise UsageError(f"--model.dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        # Under LightningCLI the criterion is recorded as its class_path dict, so checkpoints rebuild it.
+        self.save_hyperparameters()
+        self.net = CNN(num_classes, dropout_ratio).to(memory_format=torch.channels_last)
+        self.criterion = criterion
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_acc": MulticlassAccuracy(num_classes, average="micro") for stage in ("train", "val", "test")}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, 1, 28, 28) -> (B, 10) logits
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.criterion, PROBABILITY_LOSSES):
+            return self.criterion(logits.softmax(-1), F.one_hot(y, logits.shape[-1]).to(logits.dtype))
+        if isinstance(self.criterion, LOG_PROBABILITY_LOSSES):
+            return self.criterion(logits.log_softmax(-1), y)
+        return self.criterion(logits, y)
+
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        x, y, _ = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        accuracy = self.metrics[f"{stage}_acc"]
+        accuracy(logits, y)
+        # Tensors, not .item(): Lightning reduces them at logging intervals, so no per-step sync.
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        if stage == "train":
+            self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x, y, ids = batch
+        return {"ids": ids, "probs": self(x).softmax(-1), "labels": y}
+
+    def configure_optimizers(self):
+        # Used only outside the CLI (the CLI injects --optimizer/--lr_scheduler).
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+

@@ -1,0 +1,63 @@
+"""PredictionsCSV: the callback that writes `mnistctl predict` results as one CSV.
+
+    mnistctl predict --ckpt_path best --predictions.path preds.csv
+
+Columns: id,pred,prob,p0,...,p9. `id` is the MNIST test-set index, or the file path for images given
+with --data.predict_dir. The file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import torch
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.callbacks import BasePredictionWriter
+
+from mnistctl.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+class PredictionsCSV(BasePredictionWriter):
+    """Collects predict_step outputs and writes them to one CSV at the end of `predict`.
+
+    Args:
+        path: CSV file to write; None writes `predictions.csv` in the folder of the run that made
+            the checkpoint.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        super().__init__(write_interval="epoch")
+        self.path = path
+        self.written: Path | None = None
+
+    def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions, batch_indices) -> None:
+        ids = torch.cat([p["ids"] for p in predictions])
+        probs = torch.cat([p["probs"] for p in predictions]).float()
+        if trainer.world_size > 1:
+            # Ranks hold interleaved shards (with wrap-around padding): gather, then keep one row per id.
+            ids = pl_module.all_gather(ids).reshape(-1).cpu()
+            probs = pl_module.all_gather(probs).reshape(-1, probs.shape[-1]).cpu()
+        if not trainer.is_global_zero:
+            return
+        order = torch.argsort(ids, stable=True)
+        ids, probs = ids[order], probs[order]
+        keep = torch.ones_like(ids, dtype=torch.bool)
+        keep[1:] = ids[1:] != ids[:-1]
+        ids, probs = ids[keep], probs[keep]
+        names = getattr(trainer.datamodule, "predict_names", None)
+        self.written = Path(self.path)
+        write_csv(self.written, ids, probs, names)
+        log.info("wrote %d predictions to %s", len(ids), self.written)
+
+
+def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[str] | None = None) -> None:
+    confidence, pred = probs.max(dim=1)
+    with atomic_write(path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "pred", "prob", *(f"p{k}" for k in range(probs.shape[1]))])
+        for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist()):
+            writer.writerow([names[i] if names else i, p, f"{c:.6f}", *(f"{v:.6f}" for v in row)])
