@@ -25,6 +25,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from mnistctl.config_files import packaged_config
 from mnistctl.data import MNISTDataModule
 from mnistctl.errors import UsageError
+from mnistctl.mnist_files import prepare_root
 from mnistctl.model import MNISTClassifier
 from mnistctl.predict import PredictionsCSV
 from mnistctl.runs import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
@@ -34,10 +35,14 @@ from mnistctl.schedules import OneCycle
 warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
 # MNIST batches are cut in memory; there are no DataLoader workers to add.
 warnings.filterwarnings("ignore", message=r".*does not have many workers")
+warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices")
+warnings.filterwarnings("ignore", message=r".*LeafSpec")
+warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Data settings that define what the model was trained and validated on: always from the checkpoint.
 DATA_KEYS_FROM_CHECKPOINT = ("val_size", "split_seed", "mean", "std")
+FIT_ONLY_CALLBACKS = {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor"}
 
 
 class Parser(LightningArgumentParser):
@@ -47,32 +52,57 @@ class Parser(LightningArgumentParser):
         if os.environ.get("JSONARGPARSE_DEBUG"):
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
-        sys.stderr.write(f"{parser.prog}: error: {' '.join(message.split())} (see '{parser.prog} --help')\n")
+        prog = parser.prog.replace(" [options]", "")
+        sys.stderr.write(f"{prog}: error: {' '.join(message.split())} (see '{prog} --help')\n")
         sys.exit(2)
 
 
 class MnistCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         base = [str(packaged_config("base.yaml"))]
-        sub_kwargs = {"default_config_files": base, "default_env": True, "env_prefix": "MNISTCTL"}
+        # allow_abbrev=False: a typo such as --trainer.max_epoch must be an error, not a silent prefix match.
+        sub_kwargs = {
+            "default_config_files": base,
+            "default_env": True,
+            "env_prefix": "MNISTCTL",
+            "allow_abbrev": False,
+        }
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
             parser_class=Parser,
             save_config_kwargs={"overwrite": True},
             seed_everything_default=42,
-            parser_kwargs={"prog": "mnistctl", "default_env": True, "env_prefix": "MNISTCTL", **{s: sub_kwargs for s in SUBCOMMANDS}},
+            parser_kwargs={
+                "prog": "mnistctl",
+                "default_env": True,
+                "env_prefix": "MNISTCTL",
+                "allow_abbrev": False,
+                **{s: sub_kwargs for s in SUBCOMMANDS},
+            },
             args=args,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--test_after_fit", type=bool, default=True, help="fit: test the best checkpoint on the test split when training ends")
-        parser.add_argument("--num_threads", type=int | None, default=None, help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="fit: test the best checkpoint on the test split when training ends",
+        )
+        parser.add_argument(
+            "--num_threads",
+            type=int | None,
+            default=None,
+            help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)",
+        )
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
 
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        for path in _config_files(args or []):
+            _check_yaml(path)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -87,10 +117,14 @@ class MnistCLI(LightningCLI):
                     if key in saved:
                         config.data[key] = saved[key]
         elif subcommand != "fit":
-            raise UsageError(f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run)")
+            raise UsageError(
+                f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run)"
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
+        prepare_root(config.data.data_dir, config.data.download)
         if config.num_threads is not None:
             if config.num_threads < 1:
                 raise UsageError(f"--num_threads must be at least 1, got {config.num_threads}")
@@ -105,6 +139,9 @@ class MnistCLI(LightningCLI):
                 class_path="pytorch_lightning.loggers.CSVLogger",
                 init_args=Namespace(save_dir=str(self.run_dir), name="", version=self.subcommand),
             )
+            # Checkpointing and early stopping belong to fit; under evaluation they only warn.
+            callbacks = config.trainer.callbacks or []
+            config.trainer.callbacks = [c for c in callbacks if _class_name(c) not in FIT_ONLY_CALLBACKS]
             if self.subcommand == "predict" and not config.predictions.path:
                 config.predictions.path = str(self.run_dir / "predictions.csv")
 
@@ -147,6 +184,35 @@ class MnistCLI(LightningCLI):
             monitor = getattr(lr_scheduler, "monitor", None) or "val/loss"
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "monitor": monitor}}
         return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+
+
+def _config_files(args: list[str]) -> list[str]:
+    """The values of every -c/--config in an argument list."""
+    files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+
+
+def _check_yaml(path: str) -> None:
+    """Name the file and the line of a YAML syntax error (jsonargparse only says '<unicode string>')."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return  # jsonargparse reports missing or unreadable files itself, with the file name
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "syntax error"
+        raise UsageError(
+            f"config file {path} is not valid YAML{where}: {problem}; fix the file or drop --config"
+        ) from None
+
+
+def _class_name(component) -> str:
+    return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
 
 
 def _loggers(config: Namespace) -> list[Namespace]:

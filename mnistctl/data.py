@@ -56,7 +56,10 @@ class MNISTDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
-            raise UsageError(f"--data.batch_size and --data.eval_batch_size must be at least 1, got {batch_size} and {eval_batch_size}")
+            raise UsageError(
+                "--data.batch_size and --data.eval_batch_size must be at least 1, "
+                f"got {batch_size} and {eval_batch_size}"
+            )
         if not 0 < val_size < TRAIN_SIZE:
             raise UsageError(f"--data.val_size must be between 1 and {TRAIN_SIZE - 1}, got {val_size}")
         if std <= 0:

@@ -75,12 +75,16 @@ def _unpack_gz_dir(src: Path, root: Path) -> None:
             continue
         gz = src / f"{name}.gz"
         if not gz.is_file():
-            raise UsageError(f"MNIST archive {gz} is missing; point --data.data_dir at a folder with the four MNIST files")
+            raise UsageError(
+                f"MNIST archive {gz} is missing; point --data.data_dir at a folder with the four MNIST files"
+            )
         with tempfile.TemporaryDirectory(dir=raw) as tmp:
             try:
                 unpacked = Path(extract_archive(str(gz), tmp))
             except (OSError, EOFError) as err:
-                raise UsageError(f"MNIST archive {gz} cannot be unpacked ({err}); it is truncated or corrupted") from None
+                raise UsageError(
+                    f"MNIST archive {gz} cannot be unpacked ({err}); it is truncated or corrupted"
+                ) from None
             os.replace(unpacked, target)
 
 

@@ -89,4 +89,3 @@ class MNISTClassifier(LightningModule):
     def configure_optimizers(self):
         # Used only outside the CLI (the CLI injects --optimizer/--lr_scheduler).
         return torch.optim.Adam(self.parameters(), lr=1e-3)
-

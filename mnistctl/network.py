@@ -1,6 +1,6 @@
 """The CNN of the original recipe, as a plain nn.Module (the LightningModule in model.py trains it).
 
-    python -c "import torch; from mnistctl.network import CNN; print(CNN()(torch.zeros(2, 1, 28, 28)).shape)"
+python -c "import torch; from mnistctl.network import CNN; print(CNN()(torch.zeros(2, 1, 28, 28)).shape)"
 """
 
 from __future__ import annotations

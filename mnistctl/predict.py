@@ -59,5 +59,5 @@ def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[st
     with atomic_write(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "pred", "prob", *(f"p{k}" for k in range(probs.shape[1]))])
-        for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist()):
+        for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist(), strict=True):
             writer.writerow([names[i] if names else i, p, f"{c:.6f}", *(f"{v:.6f}" for v in row)])

@@ -1,6 +1,6 @@
 """Learning-rate schedules that size themselves from the Trainer, so any max_epochs/batch size works.
 
-    mnistctl fit --trainer.max_epochs 3 --data.batch_size 256   # one-cycle re-sized automatically
+mnistctl fit --trainer.max_epochs 3 --data.batch_size 256   # one-cycle re-sized automatically
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+# mnistctl developer commands. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The torch build tested here (CUDA build, runs on CPU too); other deps resolve from pyproject.toml.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+PYTEST := $(PY) -m pytest
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install mnistctl with its dev tools
+
+fit: install ## install, then train the default config on the bundled MNIST (about 5 minutes on 2 CPU cores)
+	$(VENV)/bin/mnistctl fit --config configs/base.yaml
+
+fit-fast: install ## install, then train configs/fast.yaml (99% in about a minute)
+	$(VENV)/bin/mnistctl fit --config configs/fast.yaml
+
+# pytest exits 5 when it selects no test; that is not a failure of the suite.
+test: install ## install, then run every test tier (fast, slow, sweep, SLURM; under 30 minutes)
+	$(PYTEST) -m "" ; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+test-fast: install ## install, then run the fast tier only (under 5 minutes)
+	$(PYTEST) -m "not slow and not slurm" ; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
+
+bench: install ## measure mnistctl against the original recipe and a plain PyTorch loop
+	$(PY) -m mnistctl.bench
+
+bench-quick: install ## the benchmark on a fraction of an epoch (about a minute)
+	$(PY) -m mnistctl.bench --quick
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check mnistctl tests && $(VENV)/bin/ruff format --check mnistctl tests
+
+clean: ## remove run folders, sweep folders and caches (not the venv)
+	rm -rf runs multirun sweeps .pytest_cache .ruff_cache
+
+.PHONY: help install fit fit-fast test test-fast bench bench-quick lint clean
