@@ -1,0 +1,191 @@
+"""One sweep job: write the composed config as a LightningCLI YAML and run `mnistctl fit` on it.
+
+    cd sweeps/<time>/<job> && mnistctl fit --config job.yaml     # what each job runs, by hand
+
+Hydra calls `run_job` once per job, in the sweep process (basic launcher), in a worker process
+(joblib) or on a cluster node (submitit); it is a module-level function so it pickles. The job's
+folder gets job.yaml (the LightningCLI config, num_threads included), job.json (overrides, status,
+metrics, error), stdout.log/stderr.log of the fit and runs/<name>/version_0/ (the fit's run folder).
+A job whose overrides already completed in this sweep folder is not re-run; one that was interrupted
+continues from its last.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from mnistctl.atomic import atomic_write
+from mnistctl.sweep_metrics import best_checkpoint, run_metrics
+
+log = logging.getLogger(__name__)
+JOB_FILE, CONFIG_FILE = "job.json", "job.yaml"
+
+
+class JobResult(float):
+    """The job's best val/acc (NaN when it failed), what Optuna maximises; `.record` is its job.json."""
+
+    def __new__(cls, record: dict) -> JobResult:
+        value = record.get("val_acc")
+        result = super().__new__(cls, math.nan if value is None else value)
+        result.record = record
+        return result
+
+    def __reduce__(self):  # pickles through joblib and submitit with its record
+        return JobResult, (self.record,)
+
+
+def job_key(overrides: list[str]) -> str:
+    """A job's identity: its overrides, order-free, without Hydra's own (launcher, sweep folder)."""
+    return " ".join(sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra")))
+
+
+def read_record(job_dir: Path) -> dict | None:
+    try:
+        return json.loads((job_dir / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(job_dir: Path, record: dict) -> None:
+    with atomic_write(job_dir / JOB_FILE) as f:
+        json.dump(record, f, indent=2)
+
+
+def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
+    """The folder in which a job with these overrides already ran, if any (jobs may be renumbered)."""
+    for path in sorted(sweep_dir.glob(f"*/{JOB_FILE}")):
+        record = read_record(path.parent)
+        if record and record.get("key") == key:
+            return path.parent
+    return None
+
+
+def threads_per_job(parallel: int) -> int:
+    """CPU threads for one job: its share of the cores, or what SLURM allocated to it."""
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_CPUS_PER_NODE"):
+        match = re.match(r"\d+", os.environ.get(name, ""))
+        if match and "SLURM_JOB_ID" in os.environ:
+            return max(1, int(match.group()))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, parallel))
+
+
+def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
+    """The composed Hydra config as a LightningCLI config tree for this job's folder."""
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    tree.pop("seed", None)  # a sweep key: already resolved into seed_everything
+    tree = {"seed_everything": tree.pop("seed_everything"), **tree}  # first, as in `mnistctl fit --print_config`
+    if tree.get("num_threads") is None:
+        tree["num_threads"] = threads
+    loggers = tree["trainer"].get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if isinstance(logger, dict) and "save_dir" in (logger.get("init_args") or {}):
+            logger["init_args"]["save_dir"] = "runs"  # relative: the fit runs in the job folder
+    # Paths the user gave relative to where the sweep started, made absolute for the job folder.
+    for section, key in (("data", "data_dir"), ("data", "predict_dir"), ("predictions", "path")):
+        value = (tree.get(section) or {}).get(key)
+        if value and not Path(value).expanduser().is_absolute():
+            tree[section][key] = str(launch_dir / value)
+    return tree
+
+
+def last_checkpoint(job_dir: Path) -> Path | None:
+    found = sorted(job_dir.glob("runs/*/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def run_job(cfg, parallel: int = 1) -> JobResult:
+    """Hydra's task function: one `mnistctl fit --config job.yaml` subprocess in the job's folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    sweep_dir = Path(hydra.sweep.dir).resolve()
+    overrides = list(hydra.overrides.task)
+    key = job_key(overrides)
+    job_dir = find_job_dir(sweep_dir, key) or Path(hydra.runtime.output_dir)
+    previous = read_record(job_dir) or {}
+    if previous.get("status") == "completed":
+        log.info("job %s (%s) already completed: skipped", job_dir.name, key)
+        return JobResult(previous)
+    threads = threads_per_job(parallel)
+    tree = lightning_config(cfg, threads, Path(hydra.runtime.cwd))
+    with atomic_write(job_dir / CONFIG_FILE) as f:
+        f.write(f"# mnistctl sweep job {job_dir.name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n")
+        f.write(f"# Re-run by hand: cd {job_dir} && mnistctl fit --config {CONFIG_FILE}\n")
+        yaml.safe_dump(tree, f, sort_keys=False)
+    command = [sys.executable, "-m", "mnistctl", "fit", "--config", CONFIG_FILE]
+    # An interrupted job continues from its last.ckpt; a failed one starts again in a new run folder.
+    resume_from = last_checkpoint(job_dir) if previous.get("status") in ("running", "interrupted") else None
+    if resume_from is not None:
+        command += ["--ckpt_path", str(resume_from.relative_to(job_dir))]
+    record = {
+        "job": int(job_dir.name) if job_dir.name.isdigit() else job_dir.name,
+        "overrides": overrides,
+        "key": key,
+        "status": "running",
+        "threads": tree["num_threads"],
+        "command": command[2:],
+        "resumed_from": str(resume_from.relative_to(job_dir)) if resume_from else None,
+        "attempts": previous.get("attempts", 0) + 1,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_record(job_dir, record)
+    resuming = f" (resuming from {record['resumed_from']})" if resume_from else ""
+    log.info("job %s: %s%s", record["job"], " ".join(overrides) or "(no overrides)", resuming)
+    started = time.perf_counter()
+    try:
+        returncode, stderr = _fit(command, job_dir, tree["num_threads"])
+    except BaseException:  # Ctrl-C: the job stays resumable
+        record["status"] = "interrupted"
+        write_record(job_dir, record)
+        raise
+    record["wall_s"] = round(time.perf_counter() - started, 2)
+    record.update(run_metrics(job_dir))
+    record["best_ckpt"] = best_checkpoint(job_dir, stderr, sweep_dir)
+    record["status"] = "completed" if returncode == 0 else "failed"
+    record["returncode"] = returncode
+    record["error"] = None if returncode == 0 else _error_line(returncode, stderr)
+    write_record(job_dir, record)
+    outcome = f"best val/acc {record['val_acc']:.4f}" if record["val_acc"] is not None else record["error"] or ""
+    log.info("job %s %s in %.1f s: %s", record["job"], record["status"], record["wall_s"], outcome)
+    return JobResult(record)
+
+
+def _fit(command: list[str], job_dir: Path, threads: int) -> tuple[int, str]:
+    """Run the fit; return its exit code and what it wrote to stderr (also appended to stderr.log)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    with open(job_dir / "stdout.log", "ab") as out, open(job_dir / "stderr.log", "ab") as err:
+        offset = err.tell()
+        done = subprocess.run(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+    with open(job_dir / "stderr.log", "rb") as err:
+        err.seek(offset)
+        return done.returncode, err.read().decode(errors="replace")
+
+
+def _error_line(returncode: int, stderr: str) -> str:
+    """A failed fit's error: the last line of its stderr (mnistctl prints its errors as one line)."""
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else f"exit code {returncode}"
+
+
+def _die_with_parent() -> None:
+    """In the fit process: receive SIGTERM when the job process dies, so a killed sweep leaves no orphans."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

@@ -1,0 +1,132 @@
+"""A sweep's comparison: summary.csv, summary.json and a table sorted by validation accuracy.
+
+    mnistctl sweep --summary sweeps/<time>      # print the table of an existing sweep folder
+
+Rows come from each job's job.json, so the summary of a sweep that was interrupted, resumed or ran
+on a cluster is built the same way. Jobs that differ only in `seed` form one configuration, whose
+mean and standard deviation across seeds are reported too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from mnistctl.atomic import atomic_write
+from mnistctl.errors import UsageError
+from mnistctl.sweep_job import JOB_FILE, read_record
+
+COLUMNS = [
+    "job",
+    "overrides",
+    "status",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "epochs",
+    "wall_s",
+    "threads",
+    "best_ckpt",
+    "error",
+]
+SEED_KEYS = ("seed", "seed_everything")
+
+
+def collect(sweep_dir: Path) -> list[dict]:
+    """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last)."""
+    records = [r for p in sorted(sweep_dir.glob(f"*/{JOB_FILE}")) if (r := read_record(p.parent))]
+    return sorted(records, key=lambda r: (r.get("val_acc") is None, -(r.get("val_acc") or 0), str(r["job"])))
+
+
+def config_of(overrides: list[str]) -> str:
+    """The configuration a job ran: its overrides without the seed."""
+    return " ".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in SEED_KEYS)
+
+
+def config_stats(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation of val/acc and test/acc per configuration across its seeds."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(config_of(row["overrides"]), []).append(row)
+    stats = []
+    for config, members in groups.items():
+        done = [r for r in members if r.get("status") == "completed" and r.get("val_acc") is not None]
+        entry = {"config": config, "jobs": [r["job"] for r in members], "n": len(done)}
+        for metric in ("val_acc", "test_acc"):
+            values = [r[metric] for r in done if r.get(metric) is not None]
+            entry[f"{metric}_mean"] = statistics.fmean(values) if values else None
+            entry[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        stats.append(entry)
+    return sorted(stats, key=lambda s: (s["val_acc_mean"] is None, -(s["val_acc_mean"] or 0)))
+
+
+def write(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
+    with atomic_write(sweep_dir / "summary.csv", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "overrides": " ".join(row["overrides"])})
+    summary = {"sweep_dir": str(sweep_dir), "jobs": rows, "configs": stats}
+    with atomic_write(sweep_dir / "summary.json") as f:
+        json.dump(summary, f, indent=2)
+
+
+def _common(rows: list[dict]) -> list[str]:
+    """Overrides every job shares: shown once under the table instead of in every row."""
+    sets = [set(r["overrides"]) for r in rows]
+    return sorted(set.intersection(*sets)) if len(sets) > 1 else []
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    common = _common(rows)
+    table = Table(title=f"sweep {sweep_dir} ({len(rows)} jobs, sorted by best val/acc)")
+    for name in ("job", "overrides", "status", "val/acc", "test/acc", "epochs", "wall s", "best checkpoint", "error"):
+        table.add_column(
+            name, justify="right" if name in ("job", "val/acc", "test/acc", "epochs", "wall s") else "left"
+        )
+    for r in rows:
+        overrides = " ".join(o for o in r["overrides"] if o not in common) or "(none)"
+        status = {"completed": "[green]completed", "failed": "[red]failed"}.get(r["status"], f"[yellow]{r['status']}")
+        cells = [r.get("val_acc"), r.get("test_acc"), r.get("epochs"), _fmt(r.get("wall_s"), 1)]
+        table.add_row(
+            str(r["job"]), overrides, status, *map(_fmt, cells), r.get("best_ckpt") or "", r.get("error") or ""
+        )
+    if common:
+        table.caption = f"every job: {' '.join(common)}"
+    console.print(table)
+    if any(s["n"] > 1 for s in stats):
+        by_config = Table(title="per configuration, across seeds")
+        for name in ("configuration", "jobs", "n", "val/acc mean", "val/acc std", "test/acc mean", "test/acc std"):
+            by_config.add_column(name, justify="left" if name in ("configuration", "jobs") else "right")
+        for s in stats:
+            config = " ".join(o for o in s["config"].split() if o not in common) or "(none)"
+            values = [s["val_acc_mean"], s["val_acc_std"], s["test_acc_mean"], s["test_acc_std"]]
+            by_config.add_row(config, ",".join(map(str, s["jobs"])), str(s["n"]), *map(_fmt, values))
+        console.print(by_config)
+
+
+def summarize(sweep_dir: Path, write_files: bool = True) -> list[dict]:
+    """Collect the jobs, write summary.csv/json and the val/acc plot (unless read-only), print the table."""
+    rows = collect(sweep_dir)
+    if not rows:
+        raise UsageError(f"{sweep_dir} holds no sweep jobs (no */{JOB_FILE}); give a folder made by 'mnistctl sweep'")
+    stats = config_stats(rows)
+    if write_files:
+        from mnistctl.sweep_plot import plot_val_curves
+
+        write(sweep_dir, rows, stats)
+        plot_val_curves(rows, sweep_dir / "val_curves.png", _common(rows))
+    render(sweep_dir, rows, stats)
+    return rows
