@@ -82,12 +82,13 @@ def make_plan(overrides: list[str]) -> Plan:
 
     loader = GlobalHydra.instance().config_loader()
     parsed = _parse(overrides, loader)
+    options = functools.cache(loader.get_group_options)  # each call copies Hydra's whole config repository
     keys = load_keys()
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    fixed_problems = job_problems(fixed, keys, loader)
+    fixed_problems = job_problems(fixed, keys, options)
     if fixed_problems:  # every job has them; Hydra could not compose even the common part
         try:
-            jobs = [Job(job, job_problems(job, keys, loader)) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+            jobs = [Job(job, job_problems(job, keys, options)) for job in BasicSweeper.split_arguments(parsed, None)[0]]
         except HydraException:
             jobs = [Job(fixed, fixed_problems)]
         return Plan(overrides, "unchecked", "unchecked", 1, jobs)
@@ -98,13 +99,13 @@ def make_plan(overrides: list[str]) -> Plan:
             expanded = BasicSweeper.split_arguments(parsed, None)[0]
         except HydraException as err:
             raise UsageError(f"bad override: {one_line(err)}; the basic sweeper takes a,b / range() / glob()") from None
-        jobs = [Job(job, job_problems(job, keys, loader)) for job in expanded]
+        jobs = [Job(job, job_problems(job, keys, options)) for job in expanded]
         batch = min(len(jobs), hydra.sweeper.max_batch_size or len(jobs))
         return Plan(overrides, sweeper, launcher, _parallel(hydra, launcher, batch), jobs)
     # Optuna (or another sampling sweeper): jobs are chosen while it runs; check the search space's keys.
     search = {str(k): str(v) for k, v in (hydra.sweeper.get("params") or {}).items()}
     search.update({o.get_key_element(): o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()})
-    problems = job_problems([*fixed, *(f"{k}=0" for k in search)], keys, loader)
+    problems = job_problems([*fixed, *(f"{k}=0" for k in search)], keys, options)
     job = Job(fixed, [p.replace("=0:", ":") for p in problems])
     n_trials = hydra.sweeper.get("n_trials")
     batch = min(hydra.sweeper.get("n_jobs") or 1, n_trials or 1)
@@ -171,7 +172,7 @@ def option_config(group: str, option: str) -> dict:
     return _yaml(SWEEP_DIR / group / f"{option}.yaml")
 
 
-def job_problems(job: list[str], keys: Keys, loader) -> list[str]:
+def job_problems(job: list[str], keys: Keys, options) -> list[str]:
     """What is wrong with one job's overrides: unknown keys, group options, classes or init_args."""
     pairs = [(s.split("=", 1)[0], s.split("=", 1)[1] if "=" in s else "") for s in job]
     problems: list[str] = []
@@ -179,18 +180,18 @@ def job_problems(job: list[str], keys: Keys, loader) -> list[str]:
     for key, value in pairs:
         group = key.lstrip("+~")
         if group in choices or "/" in group:
-            options = loader.get_group_options(group)
-            if not options:
+            known = options(group)
+            if not known:
                 problems.append(f"{key}={value}: there is no config group {group}")
-            elif value not in options and value != "null":
-                problems.append(f"{key}={value}: {group} has no option {value} (options: {', '.join(options)})")
+            elif value not in known and value != "null":
+                problems.append(f"{key}={value}: {group} has no option {value} (options: {', '.join(known)})")
             else:
                 choices[group] = value
     scheduler = _yaml(DEFAULTS_FILE)["lr_scheduler"]
     classes = {"lr_scheduler": scheduler["class_path"]}
     section_args = {"lr_scheduler": list(scheduler["init_args"])}
     for group, section in GROUP_SECTIONS.items():
-        if choices.get(group) in loader.get_group_options(group):
+        if choices.get(group) in options(group):
             option = option_config(group, str(choices[group]))
             classes[section], section_args[section] = option["class_path"], list(option["init_args"])
     # class_path overrides first: they decide which init_args the other overrides may name

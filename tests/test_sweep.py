@@ -1,0 +1,326 @@
+"""`mnistctl sweep`: real Hydra multiruns of real `mnistctl fit` jobs on real MNIST, as a user runs them.
+
+    .venv/bin/python -m pytest tests/test_sweep.py            # fast checks and the slow real sweeps
+
+Fast tier: --help, --dry-run (no torch, under 1.5 s, every bad override reported per job), bad input.
+Slow tier (`slow`): two-job sweeps through the basic and joblib launchers, a failing job beside a good
+one, kill-and-resume, Optuna with two trials and submitit_local; each job trains a few batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import read_csv, run_cli, run_main
+
+# A few batches: each job writes checkpoints, metrics and a test result in seconds.
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CORES = len(os.sched_getaffinity(0))
+
+
+def jobs_of(sweep_dir: Path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")}
+
+
+def sweep(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return run_cli("sweep", *args, timeout=timeout)
+
+
+# -- fast: help, dry run, bad input -----------------------------------------------------------------
+
+
+def test_help_lists_options_groups_and_launchers():
+    started = time.perf_counter()
+    done = sweep("--help")
+    assert done.returncode == 0, done.stderr
+    assert time.perf_counter() - started < 3
+    for text in ("--dry-run", "--summary DIR", "--resume DIR", "ce, ce_smooth, mse, nll", "adam, adamw, sgd"):
+        assert text in done.stdout
+    for launcher in ("basic", "joblib", "submitit_local", "submitit_slurm", "optuna"):
+        assert launcher in done.stdout
+
+
+def test_dry_run_expands_jobs_fast_without_torch(tmp_path):
+    args = ["criterion=ce,mse", "optimizer=adam,sgd", "model.dropout_ratio=0.1,0.3", "seed=range(1,3)"]
+    command = [sys.executable, "-m", "mnistctl", "sweep", "--dry-run", *args]
+    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "hydra" in imported and "mnistctl.sweep_plan" in imported  # the importtime output is real
+    heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning", "torchvision"))
+    assert heavy == []
+    jobs = [line.split(None, 1)[1] for line in done.stdout.splitlines() if line.strip().startswith("#")]
+    assert len(jobs) == 16 and len(set(jobs)) == 16
+    assert jobs[0] == "criterion=ce optimizer=adam model.dropout_ratio=0.1 seed=1"
+    assert jobs[-1] == "criterion=mse optimizer=sgd model.dropout_ratio=0.3 seed=2"
+    assert "error" not in done.stdout
+    assert not (tmp_path / "sweeps").exists()
+    # Wall time of the whole command, interpreter start included; the best of two (the machine is shared).
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        assert subprocess.run(command, capture_output=True).returncode == 0
+        timings.append(time.perf_counter() - started)
+    assert min(timings) < 1.5, f"dry run took {timings} s"
+
+
+def test_dry_run_reports_each_bad_job_and_exits_2(tmp_path):
+    done = sweep(
+        "--dry-run", "criterion=ce,foo,mse", "trainer.max_epoch=2", "model.criterion.init_args.label_smoothing=0.1"
+    )
+    assert done.returncode == 2
+    blocks = done.stdout.split("\n     #")[1:]
+    assert len(blocks) == 3
+    assert "unknown key trainer.max_epoch; did you mean trainer.max_epochs?" in blocks[0]
+    assert "criterion has no option foo (options: ce, ce_smooth, mse, nll)" in blocks[1]
+    assert "torch.nn.MSELoss has no argument label_smoothing" in blocks[2]
+    assert "has no argument label_smoothing" not in blocks[0]  # CrossEntropyLoss takes it
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("mnistctl: error: bad override: unknown key")
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.dropout_ratio=0.1,", "malformed override 'model.dropout_ratio=0.1,'"),
+        ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
+        ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
+        ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
+        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': no such key"),
+        ("data=3", "data is a section, not a value"),
+        ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
+    ],
+)
+def test_bad_override_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys, override, message):
+    assert run_main("sweep", override, *TINY) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistctl: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_dry_run_of_optuna_shows_the_search_space():
+    done = sweep("--dry-run", "search=lr_dropout", "hydra.sweeper.n_trials=3", *TINY)
+    assert done.returncode == 0, done.stderr
+    assert "optuna sweeper, 3 trials" in done.stdout
+    assert "search optimizer.init_args.lr: tag(log, interval(0.0003, 0.03))" in done.stdout
+    assert "search model.dropout_ratio: interval(0.0, 0.5)" in done.stdout
+
+
+def test_summary_and_resume_need_a_sweep_folder(tmp_path, capsys):
+    assert run_main("sweep", "--summary", "nowhere") == 2
+    assert "sweep folder nowhere does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run_main("sweep", "--summary", "empty") == 2
+    assert "holds no sweep jobs" in capsys.readouterr().err
+    assert run_main("sweep", "--resume", "empty") == 2
+    assert "has no readable sweep.json" in capsys.readouterr().err
+
+
+# -- slow: real sweeps ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_job_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, float]:
+    """`mnistctl sweep criterion=ce,mse` with the basic launcher, run once for the tests below."""
+    root = tmp_path_factory.mktemp("two_job_sweep")
+    started = time.perf_counter()
+    done = run_cli("sweep", "criterion=ce,mse", *TINY, "hydra.sweep.dir=basic", cwd=root)
+    return root / "basic", done, time.perf_counter() - started
+
+
+@pytest.mark.slow
+def test_two_job_sweep_runs_one_fit_per_folder(two_job_sweep):
+    sweep_dir, done, _ = two_job_sweep
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = jobs_of(sweep_dir)
+    assert sorted(jobs) == [0, 1]
+    for number, criterion in ((0, "torch.nn.CrossEntropyLoss"), (1, "torch.nn.MSELoss")):
+        job, folder = jobs[number], sweep_dir / str(number)
+        assert job["status"] == "completed" and job["error"] is None
+        assert job["overrides"][0] == ("criterion=ce" if number == 0 else "criterion=mse")
+        config = yaml.safe_load((folder / "job.yaml").read_text())
+        assert "_target_" not in (folder / "job.yaml").read_text()
+        assert config["model"]["criterion"]["class_path"] == criterion
+        assert config["num_threads"] == CORES  # the basic launcher runs one job at a time
+        assert config["trainer"]["max_epochs"] == 1 and config["seed_everything"] == 42
+        assert [lg["init_args"]["save_dir"] for lg in config["trainer"]["logger"]] == ["runs", "runs"]
+        (run,) = (folder / "runs" / "mnist").glob("version_*")  # the fit's run folder is in the job's folder
+        metrics = read_csv(run / "metrics.csv")
+        best_val = max(float(r["val/acc"]) for r in metrics if r["val/acc"])
+        assert job["val_acc"] == pytest.approx(best_val) and 0 < job["val_acc"] <= 1
+        assert job["test_acc"] == pytest.approx(float([r["test/acc"] for r in metrics if r["test/acc"]][-1]))
+        assert job["epochs"] == 1 and job["wall_s"] > 0
+        assert (sweep_dir / job["best_ckpt"]).is_file() and job["best_ckpt"].startswith(f"{number}/runs/mnist/")
+        assert yaml.safe_load((run / "config.yaml").read_text())["model"]["criterion"]["class_path"] == criterion
+
+
+@pytest.mark.slow
+def test_two_job_sweep_writes_summary_table_and_plot(two_job_sweep, capsys):
+    sweep_dir, done, _ = two_job_sweep
+    jobs = jobs_of(sweep_dir)
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [int(r["job"]) for r in rows] == sorted(jobs, key=lambda n: -jobs[n]["val_acc"])  # best val/acc first
+    for row in rows:
+        job = jobs[int(row["job"])]
+        assert row["status"] == "completed" and float(row["val_acc"]) == pytest.approx(job["val_acc"])
+        assert float(row["test_acc"]) == pytest.approx(job["test_acc"]) and row["best_ckpt"] == job["best_ckpt"]
+        assert row["overrides"] == " ".join(job["overrides"])
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert [j["job"] for j in summary["jobs"]] == [int(r["job"]) for r in rows]
+    assert sorted(c["config"].split()[0] for c in summary["configs"]) == ["criterion=ce", "criterion=mse"]
+    png = (sweep_dir / "val_curves.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+    from PIL import Image
+
+    assert Image.open(sweep_dir / "val_curves.png").size == (900, 550)
+    # The printed table: sorted by val/acc, varying overrides per row, the shared ones in the caption.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in lines] == [r["job"] for r in rows]
+    assert "criterion=mse" in lines[[r["job"] for r in rows].index("1")]
+    assert "every job: trainer.limit_test_batches=2" in done.stdout
+    # --summary re-prints the same table, read-only.
+    before = (sweep_dir / "summary.csv").stat().st_mtime_ns
+    assert run_main("sweep", "--summary", str(sweep_dir)) == 0
+    out = capsys.readouterr().out
+    assert [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")] == [r["job"] for r in rows]
+    assert (sweep_dir / "summary.csv").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_a_job_rerun_by_hand_from_its_folder_gives_the_same_result(two_job_sweep):
+    sweep_dir, _, _ = two_job_sweep
+    job = jobs_of(sweep_dir)[0]
+    done = run_cli("fit", "--config", "job.yaml", cwd=sweep_dir / "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rerun = read_csv(sweep_dir / "0" / "runs" / "mnist" / "version_1" / "metrics.csv")
+    assert max(float(r["val/acc"]) for r in rerun if r["val/acc"]) == pytest.approx(job["val_acc"], abs=1e-6)
+    assert float([r["test/acc"] for r in rerun if r["test/acc"]][-1]) == pytest.approx(job["test_acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_joblib_runs_two_jobs_at_once_with_a_share_of_the_cores(tmp_path):
+    done = sweep("model.dropout_ratio=0.1,0.3", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+    jobs = jobs_of(sweep_dir)
+    assert sorted(jobs) == [0, 1] and all(j["status"] == "completed" for j in jobs.values())
+    assert [j["overrides"][0] for j in (jobs[0], jobs[1])] == ["model.dropout_ratio=0.1", "model.dropout_ratio=0.3"]
+    for number in (0, 1):
+        config = yaml.safe_load((sweep_dir / str(number) / "job.yaml").read_text())
+        assert config["num_threads"] == max(1, CORES // 2) and jobs[number]["threads"] == config["num_threads"]
+        assert config["model"]["dropout_ratio"] == (0.1, 0.3)[number]
+    # Both fits ran at the same time: each started before the other finished.
+    spans = [
+        (os.path.getmtime(sweep_dir / str(n) / "job.yaml"), os.path.getmtime(sweep_dir / str(n) / "job.json"))
+        for n in (0, 1)
+    ]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+    assert len(read_csv(sweep_dir / "summary.csv")) == 2
+
+
+@pytest.mark.slow
+def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):
+    done = sweep("model.dropout_ratio=2,0.25", *TINY)
+    assert done.returncode == 1
+    assert "1 of 2 jobs did not complete" in done.stderr
+    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+    jobs = jobs_of(sweep_dir)
+    assert jobs[0]["status"] == "failed" and jobs[0]["returncode"] != 0
+    assert "dropout_ratio must be in [0, 1), got 2" in jobs[0]["error"]
+    assert jobs[0]["val_acc"] is None and jobs[0]["best_ckpt"] is None
+    assert jobs[1]["status"] == "completed" and jobs[1]["val_acc"] > 0
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [(r["job"], r["status"]) for r in rows] == [("1", "completed"), ("0", "failed")]
+    assert "dropout_ratio must be in [0, 1)" in rows[1]["error"]
+    assert "failed" in done.stdout and "dropout_ratio must be in" in done.stdout
+
+
+@pytest.mark.slow
+def test_resume_skips_completed_jobs_and_continues_an_interrupted_one(tmp_path):
+    args = ["model.dropout_ratio=0.1,0.2", "trainer.max_epochs=2", "trainer.limit_train_batches=20"]
+    args += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "hydra.sweep.dir=s"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "sweep", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill below takes the fit child too
+    )
+    sweep_dir = tmp_path / "s"
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and proc.poll() is None:
+            first = jobs_of(sweep_dir).get(0, {})
+            if first.get("status") == "completed" and list(sweep_dir.glob("1/runs/*/version_0/checkpoints/last.ckpt")):
+                break  # job 0 done, job 1 has finished its first epoch
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    jobs = jobs_of(sweep_dir)
+    assert jobs[0]["status"] == "completed"
+    assert jobs[1]["status"] == "running", "job 1 finished before the kill; the test needs it interrupted"
+    first_files = {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.is_file()}
+
+    done = sweep("--resume", str(sweep_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "job 0 (" in done.stdout + done.stderr and "already completed: skipped" in done.stdout + done.stderr
+    # Job 0 was not re-run: not one of its files changed, and it still has its one run folder.
+    assert {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.is_file()} == first_files
+    jobs = jobs_of(sweep_dir)
+    assert jobs[1]["status"] == "completed" and jobs[1]["attempts"] == 2
+    assert jobs[1]["resumed_from"] == "runs/mnist/version_0/checkpoints/last.ckpt"
+    assert [p.name for p in (sweep_dir / "1" / "runs" / "mnist").iterdir()] == ["version_0"]  # same run folder
+    assert jobs[1]["epochs"] == 2 and jobs[1]["test_acc"] is not None
+    assert (
+        "Restoring states from the checkpoint path at runs/mnist/version_0/checkpoints/last.ckpt"
+        in (sweep_dir / "1" / "stderr.log").read_text()
+    )
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert sorted(r["job"] for r in rows) == ["0", "1"] and all(r["status"] == "completed" for r in rows)
+
+
+@pytest.mark.slow
+def test_optuna_maximises_the_val_accuracy_the_jobs_return(tmp_path):
+    done = sweep("search=lr_dropout", "hydra.sweeper.n_trials=2", *TINY, "hydra.sweep.dir=opt")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_dir = tmp_path / "opt"
+    jobs = jobs_of(sweep_dir)
+    assert sorted(jobs) == [0, 1] and all(j["status"] == "completed" for j in jobs.values())
+    for job in jobs.values():
+        sampled = dict(o.split("=", 1) for o in job["overrides"] if o.startswith(("optimizer.", "model.")))
+        assert 0.0003 <= float(sampled["optimizer.init_args.lr"]) <= 0.03
+        assert 0.0 <= float(sampled["model.dropout_ratio"]) <= 0.5
+        config = yaml.safe_load((sweep_dir / str(job["job"]) / "job.yaml").read_text())
+        assert config["optimizer"]["init_args"]["lr"] == pytest.approx(float(sampled["optimizer.init_args.lr"]))
+    assert jobs[0]["overrides"] != jobs[1]["overrides"]
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(max(j["val_acc"] for j in jobs.values()))
+    assert len(read_csv(sweep_dir / "summary.csv")) == 2
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_job(tmp_path):
+    done = sweep(*TINY, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "hydra.sweep.dir=sub")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_dir = tmp_path / "sub"
+    jobs = jobs_of(sweep_dir)
+    assert list(jobs) == [0] and jobs[0]["status"] == "completed" and jobs[0]["val_acc"] > 0
+    assert list((sweep_dir / ".submitit").iterdir())  # submitit's own job folder: it really ran the job
+    assert yaml.safe_load((sweep_dir / "0" / "job.yaml").read_text())["num_threads"] == CORES
