@@ -9,6 +9,7 @@ cannot run here (exit status 3: not root, no apt-get, the install failed); any o
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -17,12 +18,27 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, read_csv, run_cli
 
 pytestmark = pytest.mark.slurm
 
 SCRIPT = REPO / "scripts" / "local-slurm.sh"
 CANNOT_RUN_HERE = 3  # the script's exit status when this machine cannot run SLURM
+HOST = socket.gethostname()
+# What this one-node cluster needs, written out as a user would for a real one (README, "Local SLURM
+# cluster"): its partition, one CPU per job (so both jobs run at once on 2 cores), a time limit.
+SLURM_LAUNCHER = [
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=local",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.timeout_min=15",
+]
+TINY_SWEEP = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
 
 
 def _script(command: str, timeout: int) -> subprocess.CompletedProcess:
@@ -59,10 +75,10 @@ def slurm(env: dict[str, str], *args: str, timeout: int = 60) -> str:
     return done.stdout
 
 
-def job_info(env: dict[str, str], job_id: str) -> dict[str, str]:
-    """`scontrol show job` as a dict; the controller keeps finished jobs for MinJobAge (300 s)."""
+def job_info(env: dict[str, str], job_id: str) -> list[dict[str, str]]:
+    """`scontrol show job` as one dict per job (or array task); finished jobs stay for MinJobAge (300 s)."""
     out = slurm(env, "scontrol", "--oneliner", "show", "job", job_id)
-    return dict(field.split("=", 1) for field in out.split() if "=" in field)
+    return [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in out.splitlines()]
 
 
 def test_start_is_idempotent_and_status_reports_an_idle_node(slurm_env):
@@ -74,7 +90,7 @@ def test_start_is_idempotent_and_status_reports_an_idle_node(slurm_env):
     assert status.returncode == 0, status.stderr
     nodes = slurm(slurm_env, "sinfo", "--noheader", "--format=%P %t %N %c")
     partition, state, node, cpus = nodes.split()
-    assert (partition, node, int(cpus)) == ("local*", socket.gethostname(), os.cpu_count())
+    assert (partition, node, int(cpus)) == ("local*", HOST, os.cpu_count())
     assert state in ("idle", "mix", "alloc")
 
 
@@ -92,9 +108,9 @@ def test_sbatch_job_runs_on_the_local_node(slurm_env, tmp_path):
     )
     job_id = submitted.strip().split(";")[0]
     assert job_id.isdigit(), submitted
-    assert out.read_text().split() == [f"host={socket.gethostname()}", f"job={job_id}", "partition=local"]
-    info = job_info(slurm_env, job_id)
-    assert (info["JobState"], info["ExitCode"], info["NodeList"]) == ("COMPLETED", "0:0", socket.gethostname())
+    assert out.read_text().split() == [f"host={HOST}", f"job={job_id}", "partition=local"]
+    [info] = job_info(slurm_env, job_id)
+    assert (info["JobState"], info["ExitCode"], info["NodeList"]) == ("COMPLETED", "0:0", HOST)
     assert job_id not in slurm(slurm_env, "squeue", "--noheader", "--format=%i").split()
 
 
@@ -107,5 +123,45 @@ def test_failing_job_is_reported_failed(slurm_env, tmp_path):
         timeout=120,
     )
     assert done.returncode == 7, done.stderr
-    info = job_info(slurm_env, done.stdout.strip().split(";")[0])
+    [info] = job_info(slurm_env, done.stdout.strip().split(";")[0])
     assert (info["JobState"], info["ExitCode"]) == ("FAILED", "7:0")
+
+
+def test_two_job_sweep_through_submitit_slurm(slurm_env, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    done = run_cli(
+        "sweep", "criterion=ce,mse", *SLURM_LAUNCHER, *TINY_SWEEP, f"hydra.sweep.dir={sweep_dir}", env=slurm_env
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    # Both jobs' results, in summary.json and summary.csv.
+    rows = json.loads((sweep_dir / "summary.json").read_text())["jobs"]
+    by_criterion = {next(o for o in r["overrides"] if o.startswith("criterion=")): r for r in rows}
+    assert sorted(by_criterion) == ["criterion=ce", "criterion=mse"]
+    for row in rows:
+        assert row["status"] == "completed", row
+        assert 0.0 < row["test_acc"] <= 1.0 and 0.0 < row["val_acc"] <= 1.0, row
+        assert row["epochs"] == 1
+        assert row["threads"] == 1  # the job took its thread count from its SLURM allocation (cpus_per_task)
+    csv_rows = read_csv(sweep_dir / "summary.csv")
+    assert sorted((r["job"], r["status"]) for r in csv_rows) == [("0", "completed"), ("1", "completed")]
+    assert all(0.0 < float(r["test_acc"]) <= 1.0 for r in csv_rows)
+
+    # They ran as the two tasks of one SLURM job array: submitit's folders <array>_<task>, its logs
+    # written inside the allocation on this node, and the controller's record of both tasks.
+    tasks = sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name))
+    assert len(tasks) == 2, tasks
+    array_ids = {task.split("_")[0] for task in tasks}
+    assert len(array_ids) == 1, tasks
+    ran = set()
+    for task in tasks:
+        log = (sweep_dir / ".submitit" / task / f"{task}_0_log.out").read_text()
+        assert f"JobEnvironment(job_id={task}, hostname={HOST}," in log
+        assert "Job completed successfully" in log
+        ran |= {(r["job"], c) for c, r in by_criterion.items() if f"job {r['job']}: {c} " in log}
+    assert ran == {(r["job"], c) for c, r in by_criterion.items()}  # each task ran exactly its own job
+    records = job_info(slurm_env, array_ids.pop())
+    assert sorted(r["ArrayTaskId"] for r in records) == ["0", "1"]
+    for record in records:
+        assert (record["JobState"], record["ExitCode"]) == ("COMPLETED", "0:0"), record
+        assert (record["Partition"], record["NodeList"], record["NumCPUs"]) == ("local", HOST, "1"), record
