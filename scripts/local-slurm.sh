@@ -150,6 +150,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
+MailProg=/bin/true
 SchedulerType=sched/backfill
 SwitchType=switch/none
 ReturnToService=2
@@ -171,9 +172,9 @@ start_munge() {
   # 9>&-: the daemons must not inherit (and hold forever) the lock of this script.
   runuser -u munge -- munged 9>&- --key-file="$MUNGE_DIR/munge.key" --socket="$MUNGE_SOCKET" \
     --pid-file="$MUNGE_DIR/munged.pid" --log-file="$MUNGE_DIR/munged.log" --seed-file="$MUNGE_DIR/munged.seed" \
-    || { cat "$MUNGE_DIR/munged.log" >&2 2>/dev/null; die "munged did not start"; }
+    || fail_start "munged did not start"
   munge --socket="$MUNGE_SOCKET" -n | unmunge --socket="$MUNGE_SOCKET" >/dev/null \
-    || die "munged started but does not answer on $MUNGE_SOCKET"
+    || fail_start "munged started but does not answer on $MUNGE_SOCKET"
 }
 
 show_logs() {
@@ -185,6 +186,13 @@ show_logs() {
   done
 }
 
+# A start that failed: show why, stop what did start (a half-up cluster helps no one), keep the logs.
+fail_start() {
+  show_logs
+  stop_daemons
+  die "$* (logs kept under $DIR; 'local-slurm.sh stop' removes them)"
+}
+
 wait_idle() {
   local state="" deadline=$((SECONDS + WAIT_S))
   while ((SECONDS < deadline)); do
@@ -194,8 +202,7 @@ wait_idle() {
     esac
     sleep 1
   done
-  show_logs
-  die "node $NODE not idle after ${WAIT_S} s (sinfo state: '${state:-no answer}'; logs under $DIR/log). MNISTCTL_SLURM_WAIT sets the wait."
+  fail_start "node $NODE not idle after ${WAIT_S} s (sinfo state: '${state:-no answer}'; MNISTCTL_SLURM_WAIT sets the wait)"
 }
 
 cmd_start() {
@@ -211,8 +218,8 @@ cmd_start() {
     start_munge
     log "starting slurmctld and slurmd on $NODE (partition $PARTITION)"
     # -c: no state to recover; both daemonise and write their pid files.
-    slurmctld -c -f "$CONF" 9>&- || { show_logs; die "slurmctld did not start"; }
-    slurmd -f "$CONF" 9>&- || { show_logs; die "slurmd did not start"; }
+    slurmctld -c -f "$CONF" 9>&- || fail_start "slurmctld did not start"
+    slurmd -f "$CONF" 9>&- || fail_start "slurmd did not start"
   fi
   wait_idle
   log "node $NODE is $(node_state); submit with SLURM_CONF set:"
