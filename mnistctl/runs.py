@@ -18,8 +18,12 @@ CHECKPOINTS = "checkpoints"
 
 
 def allocate_run_dir(save_dir: str | os.PathLike, name: str) -> Path:
-    """Create and return the next free `<save_dir>/<name>/version_N`."""
-    parent = Path(save_dir) / name
+    """Create and return the next free `<save_dir>/<name>/version_N`, as an absolute path.
+
+    Absolute, because ModelCheckpoint compares its saved dirpath with the current one on resume:
+    the same folder spelt differently would make it version `last.ckpt` as `last-v1.ckpt`.
+    """
+    parent = Path(save_dir).resolve() / name
     parent.mkdir(parents=True, exist_ok=True)
     taken = [int(p.name[8:]) for p in parent.glob("version_*") if p.name[8:].isdigit()]
     version = max(taken, default=-1) + 1

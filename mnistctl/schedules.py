@@ -61,3 +61,12 @@ class OneCycle(OneCycleLR):
                 "--trainer.max_steps, or choose another --lr_scheduler"
             )
         super().__init__(self.optimizer, **{**kwargs, "total_steps": int(steps)})
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if state_dict.get("total_steps") != self.total_steps:
+            raise UsageError(
+                f"the checkpoint's one-cycle schedule spans {state_dict.get('total_steps')} steps but this run has "
+                f"{self.total_steps}: resume with the same --trainer.max_epochs and --data.batch_size, "
+                "or start a new fit from its weights"
+            )
+        super().load_state_dict(state_dict)

@@ -1,0 +1,32 @@
+"""Ctrl-C and SIGTERM stop `fit` cleanly: the progress so far is saved as `checkpoints/interrupted.ckpt`.
+
+    kill -TERM <pid of mnistctl fit>     # as SLURM does before preemption
+
+Lightning turns SIGINT into KeyboardInterrupt and SIGTERM into SIGTERMException after the current
+batch, then calls `on_exception`. `last.ckpt` keeps the last completed epoch, which is what
+`mnistctl fit --ckpt_path last` resumes from exactly; interrupted.ckpt holds the mid-epoch weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+INTERRUPTED = "interrupted.ckpt"
+
+
+class InterruptCheckpoint(Callback):
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt | SIGTERMException) or trainer.state.fn != "fit":
+            return
+        callback = trainer.checkpoint_callback
+        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(trainer.log_dir or ".")
+        path = folder / INTERRUPTED
+        trainer.save_checkpoint(path)
+        log.warning(
+            "interrupted: saved %s; continue from the last completed epoch with 'mnistctl fit --ckpt_path last'", path
+        )

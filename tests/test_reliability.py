@@ -1,0 +1,161 @@
+"""Fault injection: kill -9, SIGTERM, a kill mid-write, corrupted checkpoints, a full disk, races."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import TINY, last_metric, run_main
+from mnistctl.runs import resolve_ckpt_path
+
+# Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
+RESUMABLE = [
+    *TINY,
+    "--trainer.limit_train_batches",
+    "40",
+    "--trainer.max_epochs",
+    "3",
+    "--data.augment_shift",
+    "2",
+    "--test_after_fit",
+    "false",
+]
+
+
+def start_fit(cwd: Path, *args: str, **popen_kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "fit", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen_kwargs,
+    )
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"fit ended before {path} appeared: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.01)
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir(), killed.mkdir()
+    proc = start_fit(killed, *RESUMABLE)
+    run = killed / "runs" / "mnist" / "version_0"
+    wait_for(run / "checkpoints" / "last.ckpt", proc)  # epoch 0 done: the kill lands in epoch 1
+    proc.kill()
+    proc.wait()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] < 2
+
+    os.chdir(killed)
+    assert run_main("fit", *RESUMABLE, "--ckpt_path", "last") == 0
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # same run folder
+    os.chdir(whole)
+    assert run_main("fit", *RESUMABLE) == 0
+
+    resumed = weights(run / "checkpoints" / "last.ckpt")
+    uninterrupted = weights(whole / "runs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt")
+    assert resumed.keys() == uninterrupted.keys()
+    for name in resumed:
+        assert torch.equal(resumed[name], uninterrupted[name]), name
+    assert last_metric(run / "metrics.csv", "val/acc") == last_metric(
+        whole / "runs" / "mnist" / "version_0" / "metrics.csv", "val/acc"
+    )
+
+
+def test_sigterm_stops_fit_cleanly_with_a_checkpoint(tmp_path):
+    proc = start_fit(tmp_path, *RESUMABLE, "--trainer.max_epochs", "20")
+    checkpoints = tmp_path / "runs" / "mnist" / "version_0" / "checkpoints"
+    wait_for(checkpoints / "last.ckpt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    interrupted = torch.load(checkpoints / "interrupted.ckpt", weights_only=True)
+    assert interrupted["epoch"] < 19 and interrupted["state_dict"]
+    assert "Traceback" not in stderr
+
+
+ATOMIC_WRITER = """
+import sys, time
+from mnistctl.atomic import atomic_write
+with atomic_write(sys.argv[1]) as f:
+    for i in range(100000):
+        f.write(f"new line {i}\\n")
+        if i == 10:
+            f.flush(); print("writing", flush=True)
+        time.sleep(0.001)
+"""
+
+
+def test_kill_mid_write_leaves_the_old_complete_file(tmp_path):
+    target = tmp_path / "summary.csv"
+    target.write_text("old,complete\n")
+    proc = subprocess.Popen([sys.executable, "-c", ATOMIC_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait()
+    assert target.read_text() == "old,complete\n"
+
+
+def test_truncated_checkpoint_is_named_and_skipped_by_last(tiny_run, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run.parent.parent, runs)
+    newer = runs / "mnist" / "version_1"
+    shutil.copytree(runs / "mnist" / "version_0", newer)
+    last = newer / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:2000])
+    os.utime(last, (time.time() + 10, time.time() + 10))  # the newest file, but broken
+    assert run_main("test", "--ckpt_path", str(last)) == 2
+    err = capsys.readouterr().err
+    assert str(last) in err and "not a readable checkpoint" in err and "Traceback" not in err
+    assert resolve_ckpt_path("last", runs) == (runs / "mnist" / "version_0" / "checkpoints" / "last.ckpt")
+
+
+def _limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path):
+    two_epochs = [*TINY, "--test_after_fit", "false", "--trainer.max_epochs", "2"]
+    assert run_main("fit", *two_epochs) == 0
+    checkpoints = tmp_path / "runs" / "mnist" / "version_0" / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    before = last.read_bytes()
+    # Redo epoch 1 from the epoch-0 checkpoint with no room to write: its checkpoint save fails.
+    (epoch0,) = checkpoints.glob("epoch00-*.ckpt")
+    proc = start_fit(tmp_path, *two_epochs, "--ckpt_path", str(epoch0), preexec_fn=_limit_file_size)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    assert "could not write checkpoint" in stderr and "previous checkpoint is intact" in stderr
+    assert "Traceback" not in stderr
+    assert last.read_bytes() == before
+    assert not list(last.parent.glob(".*.tmp"))
+
+
+def test_two_fits_started_together_get_their_own_folders(tmp_path):
+    procs = [start_fit(tmp_path, *TINY, "--test_after_fit", "false") for _ in range(2)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    runs = sorted((tmp_path / "runs" / "mnist").iterdir())
+    assert [r.name for r in runs] == ["version_0", "version_1"]
+    for run in runs:
+        assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+        assert len([r for r in (run / "metrics.csv").read_text().splitlines() if r]) >= 2
