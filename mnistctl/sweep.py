@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         status = _multirun(plan, sweep_dir)
     from mnistctl.sweep_summary import summarize
 
-    rows = summarize(sweep_dir)
+    rows = summarize(sweep_dir) if any(sweep_dir.glob("*/job.json")) else []
     failed = [r for r in rows if r["status"] != "completed"]
     if status == "interrupted":
         sys.stderr.write(f"mnistctl sweep: interrupted; finish it with: mnistctl sweep --resume {sweep_dir}\n")
@@ -204,7 +204,8 @@ def _print_plan(plan: Plan, sweep_dir: Path | None) -> None:
     )
     where = sweep_dir or "sweeps/<date>_<time>"
     if plan.sweeper in ("basic", "unchecked"):
-        head = f"{len(plan.jobs)} jobs, launcher {plan.launcher}, {plan.parallel} at a time, {threads}"
+        jobs = f"{len(plan.jobs)} job{'s' * (len(plan.jobs) != 1)}"
+        head = f"{jobs}, launcher {plan.launcher}, {plan.parallel} at a time, {threads}"
     else:
         head = f"{plan.sweeper} sweeper, {plan.n_trials} trials, launcher {plan.launcher}, {threads}"
     out = [f"dry run: {head}; sweep folder {where} (nothing created)"]

@@ -63,8 +63,9 @@ def one_line(err: Exception) -> str:
     options = [line for line in lines[1:] if not line.startswith(("Available", "Config search", "provider="))]
     available = any(line.startswith("Available options") for line in lines)
     head = lines[0].split(" expecting {")[0]
-    if head.startswith("Could not override"):
-        head = head.rstrip(".") + ": no such key"
+    if head.startswith("Could not override"):  # the reason is in the cause, e.g. "Key 'n_job' not in ..."
+        cause = str(err.__cause__ or "no such key").strip().splitlines() or ["no such key"]
+        head = f"{head.rstrip('.')}: {cause[0]}"
     if available:
         return f"{head} (options: {', '.join(options)})"
     rest = [line for line in lines[1:] if not line.startswith(("See https://", "To append"))]

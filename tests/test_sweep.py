@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ def test_dry_run_reports_each_bad_job_and_exits_2(tmp_path):
         ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
         ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
         ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
-        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': no such key"),
+        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
         ("data=3", "data is a section, not a value"),
         ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
     ],
@@ -214,24 +215,29 @@ def test_a_job_rerun_by_hand_from_its_folder_gives_the_same_result(two_job_sweep
 
 
 @pytest.mark.slow
-def test_joblib_runs_two_jobs_at_once_with_a_share_of_the_cores(tmp_path):
-    done = sweep("model.dropout_ratio=0.1,0.3", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+def test_joblib_runs_two_seeds_at_once_and_reports_mean_and_std(tmp_path):
+    done = sweep("seed=1,2", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
     (sweep_dir,) = (tmp_path / "sweeps").iterdir()
     jobs = jobs_of(sweep_dir)
     assert sorted(jobs) == [0, 1] and all(j["status"] == "completed" for j in jobs.values())
-    assert [j["overrides"][0] for j in (jobs[0], jobs[1])] == ["model.dropout_ratio=0.1", "model.dropout_ratio=0.3"]
     for number in (0, 1):
         config = yaml.safe_load((sweep_dir / str(number) / "job.yaml").read_text())
         assert config["num_threads"] == max(1, CORES // 2) and jobs[number]["threads"] == config["num_threads"]
-        assert config["model"]["dropout_ratio"] == (0.1, 0.3)[number]
-    # Both fits ran at the same time: each started before the other finished.
+        assert config["seed_everything"] == number + 1 and "seed" not in config
+    # Both fits ran at the same time: each started (job.yaml) before the other finished (job.json).
     spans = [
-        (os.path.getmtime(sweep_dir / str(n) / "job.yaml"), os.path.getmtime(sweep_dir / str(n) / "job.json"))
-        for n in (0, 1)
+        (os.path.getmtime(sweep_dir / f"{n}/job.yaml"), os.path.getmtime(sweep_dir / f"{n}/job.json")) for n in (0, 1)
     ]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+    # The two seeds are one configuration: its mean and standard deviation across seeds.
+    (config,) = json.loads((sweep_dir / "summary.json").read_text())["configs"]
+    accuracies = [jobs[0]["val_acc"], jobs[1]["val_acc"]]
+    assert config["n"] == 2 and sorted(config["jobs"]) == [0, 1]
+    assert config["val_acc_mean"] == pytest.approx(statistics.fmean(accuracies))
+    assert config["val_acc_std"] == pytest.approx(statistics.stdev(accuracies))
+    assert "per configuration, across seeds" in done.stdout
     assert len(read_csv(sweep_dir / "summary.csv")) == 2
 
 
@@ -254,7 +260,7 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):
 
 @pytest.mark.slow
 def test_resume_skips_completed_jobs_and_continues_an_interrupted_one(tmp_path):
-    args = ["model.dropout_ratio=0.1,0.2", "trainer.max_epochs=2", "trainer.limit_train_batches=20"]
+    args = ["model.dropout_ratio=0.1,0.2", "trainer.max_epochs=2", "trainer.limit_train_batches=10"]
     args += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "hydra.sweep.dir=s"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistctl", "sweep", *args],
@@ -276,22 +282,23 @@ def test_resume_skips_completed_jobs_and_continues_an_interrupted_one(tmp_path):
     jobs = jobs_of(sweep_dir)
     assert jobs[0]["status"] == "completed"
     assert jobs[1]["status"] == "running", "job 1 finished before the kill; the test needs it interrupted"
-    first_files = {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.is_file()}
+    # Everything job 0 wrote, except job.log: Hydra's log of the job, where the resume notes the skip.
+    first_files = {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.name != "job.log"}
 
     done = sweep("--resume", str(sweep_dir))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "job 0 (" in done.stdout + done.stderr and "already completed: skipped" in done.stdout + done.stderr
-    # Job 0 was not re-run: not one of its files changed, and it still has its one run folder.
-    assert {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.is_file()} == first_files
+    assert "job 0 (model.dropout_ratio=0.1 " in done.stdout and "already completed: skipped" in done.stdout
+    # Job 0 was not re-run: none of its files changed, and it still has its one run folder.
+    assert {p: p.stat().st_mtime_ns for p in (sweep_dir / "0").rglob("*") if p.name != "job.log"} == first_files
+    assert [p.name for p in (sweep_dir / "0" / "runs" / "mnist").iterdir()] == ["version_0"]
+    assert "already completed: skipped" in (sweep_dir / "0" / "job.log").read_text()
     jobs = jobs_of(sweep_dir)
     assert jobs[1]["status"] == "completed" and jobs[1]["attempts"] == 2
     assert jobs[1]["resumed_from"] == "runs/mnist/version_0/checkpoints/last.ckpt"
     assert [p.name for p in (sweep_dir / "1" / "runs" / "mnist").iterdir()] == ["version_0"]  # same run folder
     assert jobs[1]["epochs"] == 2 and jobs[1]["test_acc"] is not None
-    assert (
-        "Restoring states from the checkpoint path at runs/mnist/version_0/checkpoints/last.ckpt"
-        in (sweep_dir / "1" / "stderr.log").read_text()
-    )
+    last = sweep_dir / "1" / "runs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
+    assert f"Restoring states from the checkpoint path at {last}" in (sweep_dir / "1" / "stderr.log").read_text()
     rows = read_csv(sweep_dir / "summary.csv")
     assert sorted(r["job"] for r in rows) == ["0", "1"] and all(r["status"] == "completed" for r in rows)
 
@@ -313,6 +320,11 @@ def test_optuna_maximises_the_val_accuracy_the_jobs_return(tmp_path):
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(max(j["val_acc"] for j in jobs.values()))
     assert len(read_csv(sweep_dir / "summary.csv")) == 2
+    # Resumed, the seeded sampler asks the same two trials: both are found completed and nothing trains.
+    again = sweep("--resume", str(sweep_dir))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already completed: skipped") == 2
+    assert jobs_of(sweep_dir) == jobs and len(read_csv(sweep_dir / "summary.csv")) == 2
 
 
 @pytest.mark.slow
