@@ -133,3 +133,14 @@ def test_two_fits_get_two_run_folders(tmp_path):
     for _ in range(2):
         assert run_main("fit", *TINY, "--test_after_fit", "false", "--trainer.limit_val_batches", "1") == 0
     assert sorted(p.name for p in (tmp_path / "runs" / "mnist").iterdir()) == ["version_0", "version_1"]
+
+
+def test_same_command_twice_gives_the_same_metrics(tmp_path):
+    args = [*TINY, "--test_after_fit", "false", "--data.augment_shift", "2"]
+    for _ in range(2):
+        assert run_main("fit", *args) == 0
+    first, second = (tmp_path / "runs" / "mnist" / v / "metrics.csv" for v in ("version_0", "version_1"))
+    for name in ("train/loss", "val/loss", "val/acc"):
+        assert last_metric(first, name) == last_metric(second, name)
+    config = yaml.safe_load((tmp_path / "runs" / "mnist" / "version_0" / "config.yaml").read_text())
+    assert config["seed_everything"] == 42
