@@ -11,7 +11,8 @@ import os
 import sys
 
 from mnistctl import __version__
-from mnistctl.errors import UsageError
+from mnistctl.console import configure_logging, quiet_args
+from mnistctl.errors import SKIPPED_FILES_EXIT_CODE, UsageError
 
 HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep}} ...
 
@@ -37,6 +38,9 @@ def main(args: list[str] | None = None) -> int:
     if "--debug" in argv:
         argv.remove("--debug")
         os.environ["JSONARGPARSE_DEBUG"] = "1"
+    quiet = "--quiet" in argv
+    if quiet:  # warnings and errors only: no progress bar, no result tables, no summary
+        argv = quiet_args([a for a in argv if a != "--quiet"])
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(HELP)
         return 0 if argv else 2
@@ -50,7 +54,8 @@ def main(args: list[str] | None = None) -> int:
             return sweep_main(argv[1:])
         from mnistctl.cli import run_cli
 
-        run_cli(argv)
+        configure_logging(quiet)  # after importing Lightning, which resets its loggers' level on import
+        cli = run_cli(argv)
     except UsageError as err:
         if os.environ.get("JSONARGPARSE_DEBUG"):
             raise
@@ -58,7 +63,8 @@ def main(args: list[str] | None = None) -> int:
         return err.exit_code
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
+    # Some images given to predict were unreadable: the CSV holds the rest, skipped.txt names them.
+    return SKIPPED_FILES_EXIT_CODE if getattr(getattr(cli, "datamodule", None), "predict_skipped", None) else 0
 
 
 if __name__ == "__main__":

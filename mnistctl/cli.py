@@ -23,11 +23,14 @@ from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from mnistctl.config_files import packaged_config
+from mnistctl.console import is_quiet
 from mnistctl.data import MNISTDataModule
 from mnistctl.errors import UsageError
+from mnistctl.manifest import RunManifest
 from mnistctl.mnist_files import prepare_root
 from mnistctl.model import MNISTClassifier
 from mnistctl.predict import PredictionsCSV
+from mnistctl.progress import default_progress
 from mnistctl.runs import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
 from mnistctl.schedules import OneCycle
 
@@ -101,6 +104,7 @@ class MnistCLI(LightningCLI):
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        self.argv = list(sys.argv[1:] if args is None else args)  # recorded in run.json
         for path in _config_files(args or []):
             _check_yaml(path)
         super().parse_arguments(parser, args)
@@ -144,6 +148,12 @@ class MnistCLI(LightningCLI):
             config.trainer.callbacks = [c for c in callbacks if _class_name(c) not in FIT_ONLY_CALLBACKS]
             if self.subcommand == "predict" and not config.predictions.path:
                 config.predictions.path = str(self.run_dir / "predictions.csv")
+        # Always on: run.json, and the progress display unless bars are off or the config lists its own.
+        folder = self.run_dir if self.subcommand == "fit" else self.run_dir / self.subcommand
+        self.manifest = RunManifest(folder, self.subcommand, self.argv, config)
+        defaults = self.trainer_defaults.get("callbacks") or []
+        defaults = defaults if isinstance(defaults, list) else [defaults]
+        self.trainer_defaults["callbacks"] = [*defaults, self.manifest, *default_progress(config.trainer)]
 
     # -- running -------------------------------------------------------------------------------
 
@@ -157,9 +167,11 @@ class MnistCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
-        except BaseException:
+        except BaseException as err:
+            self.manifest.finish(err)
             self._discard_empty_run()
             raise
+        self.manifest.finish()
 
     def _discard_empty_run(self) -> None:
         """A fit that failed before its first checkpoint leaves no run folder behind."""
@@ -171,7 +183,7 @@ class MnistCLI(LightningCLI):
             return
         callback = self.trainer.checkpoint_callback
         ckpt = "best" if callback is not None and callback.best_model_path else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=not is_quiet())
 
     @staticmethod
     def configure_optimizers(lightning_module, optimizer, lr_scheduler=None):

@@ -91,8 +91,9 @@ class MNISTDataModule(LightningDataModule):
         if stage == "predict" and self.hparams.predict_dir:
             from mnistctl.images import load_digit_folder
 
-            images, names = load_digit_folder(self.hparams.predict_dir)
+            images, names, skipped = load_digit_folder(self.hparams.predict_dir)
             self.predict_names = names
+            self.predict_skipped = skipped  # (path, reason) per unreadable file: skipped.txt and exit code 3
             self.splits["predict"] = (images, torch.full((len(images),), -1), None)
 
     def _batches(self, split: str, train: bool = False) -> TensorBatches:

@@ -60,7 +60,7 @@ class MNISTClassifier(LightningModule):
             return self.criterion(logits.log_softmax(-1), y)
         return self.criterion(logits, y)
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+    def _shared_step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         x, y, _ = batch
         logits = self(x)
         loss = self.loss(logits, y)
@@ -71,16 +71,17 @@ class MNISTClassifier(LightningModule):
         if stage == "train":
             self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
-        return loss
+        return loss, logits
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train")[0]
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        loss, logits = self._shared_step(batch, "test")
+        return {"loss": loss, "logits": logits.detach()}  # (B, 10): for callbacks, e.g. plot_callbacks.TestPlots
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, y, ids = batch

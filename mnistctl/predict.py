@@ -33,6 +33,7 @@ class PredictionsCSV(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.path = path
         self.written: Path | None = None
+        self.skipped_file: Path | None = None  # skipped.txt beside the CSV, when input images were unreadable
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions, batch_indices) -> None:
         ids = torch.cat([p["ids"] for p in predictions])
@@ -52,6 +53,9 @@ class PredictionsCSV(BasePredictionWriter):
         self.written = Path(self.path)
         write_csv(self.written, ids, probs, names)
         log.info("wrote %d predictions to %s", len(ids), self.written)
+        if names is not None:
+            skipped = getattr(trainer.datamodule, "predict_skipped", None) or []
+            self.skipped_file = write_skipped(self.written.parent / "skipped.txt", skipped, self.written)
 
 
 def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[str] | None = None) -> None:
@@ -61,3 +65,14 @@ def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[st
         writer.writerow(["id", "pred", "prob", *(f"p{k}" for k in range(probs.shape[1]))])
         for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist(), strict=True):
             writer.writerow([names[i] if names else i, p, f"{c:.6f}", *(f"{v:.6f}" for v in row)])
+
+
+def write_skipped(path: Path, skipped: list[tuple[str, str]], csv_path: Path) -> Path | None:
+    """`file<TAB>reason` per unreadable input image; a stale list is removed when nothing was skipped."""
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    with atomic_write(path) as f:
+        f.writelines(f"{name}\t{reason}\n" for name, reason in skipped)
+    log.warning("%d unreadable file(s) left out of %s, listed in %s", len(skipped), csv_path, path)
+    return path

@@ -1,0 +1,82 @@
+"""What mnistctl prints: its log lines on stderr (global rank zero only), and what `--quiet` turns off.
+
+    mnistctl fit --quiet     # warnings and errors only: no progress, no result tables, no summary
+
+Imports nothing heavy: `main()` uses it before deciding whether to load torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record arrives (pytest and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"mnistctl: {record.levelname.lower()}: {message}"
+
+
+def _global_rank() -> int:
+    # Lightning keeps the process's global rank here (from RANK/LOCAL_RANK/SLURM_PROCID, then the strategy).
+    rank_zero = sys.modules.get("lightning_fabric.utilities.rank_zero")
+    return int(getattr(getattr(rank_zero, "rank_zero_only", None), "rank", 0) or 0)
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """mnistctl's log lines go to stderr at INFO (WARNING with --quiet); Lightning's follow the same level.
+
+    Call it after importing Lightning: `import pytorch_lightning` resets its logger to INFO.
+    """
+    logger = logging.getLogger("mnistctl")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Formatter("%(message)s"))
+        handler.addFilter(lambda record: _global_rank() == 0)
+        logger.addHandler(handler)
+    logger.propagate = False
+    level = logging.WARNING if quiet else logging.INFO
+    logger.setLevel(level)
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def is_quiet() -> bool:
+    return not logging.getLogger("mnistctl").isEnabledFor(logging.INFO)
+
+
+def quiet_args(argv: list[str]) -> list[str]:
+    """The flags `--quiet` stands for, appended so they win over configs: no bar, no result table."""
+    subcommand = argv[0] if argv else ""
+    extra = ["--trainer.enable_progress_bar", "false"] if subcommand in SUBCOMMANDS else []
+    if subcommand in ("validate", "test"):
+        extra += ["--verbose", "false"]
+    return [*argv, *extra]
+
+
+def shown(path: str | Path) -> str:
+    """A path as the user can type it from the current folder (relative when inside it)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
