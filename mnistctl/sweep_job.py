@@ -146,13 +146,14 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     resuming = f" (resuming from {record['resumed_from']})" if resume_from else ""
     log.info("job %s: %s%s", record["job"], " ".join(overrides) or "(no overrides)", resuming)
     started = time.perf_counter()
+    earlier = (previous.get("wall_s") or 0.0) if resume_from else 0.0  # a resumed job adds up its attempts
     try:
         returncode, stderr = _fit(command, job_dir, tree["num_threads"])
     except BaseException:  # Ctrl-C: the job stays resumable
-        record["status"] = "interrupted"
+        record["status"], record["wall_s"] = "interrupted", round(earlier + time.perf_counter() - started, 2)
         write_record(job_dir, record)
         raise
-    record["wall_s"] = round(time.perf_counter() - started, 2)
+    record["wall_s"] = round(earlier + time.perf_counter() - started, 2)
     record.update(run_metrics(job_dir))
     record["best_ckpt"] = best_checkpoint(job_dir, stderr, sweep_dir)
     record["status"] = "completed" if returncode == 0 else "failed"

@@ -91,7 +91,7 @@ def render(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     common = _common(rows)
-    table = Table(title=f"sweep {sweep_dir} ({len(rows)} jobs, sorted by best val/acc)")
+    table = Table(title=f"sweep {sweep_dir} ({len(rows)} job{'s' * (len(rows) != 1)}, sorted by best val/acc)")
     for name in ("job", "overrides", "status", "val/acc", "test/acc", "epochs", "wall s", "best checkpoint", "error"):
         table.add_column(
             name, justify="right" if name in ("job", "val/acc", "test/acc", "epochs", "wall s") else "left"
