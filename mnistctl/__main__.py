@@ -7,6 +7,7 @@ Top-level `--help` and `--version` are answered here without importing torch, so
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -14,7 +15,7 @@ from mnistctl import __version__
 from mnistctl.console import configure_logging, quiet_args
 from mnistctl.errors import SKIPPED_FILES_EXIT_CODE, UsageError
 
-HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep}} ...
+HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep,export,configs,completion}} ...
 
 Train, evaluate, serve and sweep a CNN on MNIST (PyTorch Lightning + Hydra). Version {__version__}.
 
@@ -24,6 +25,9 @@ subcommands:
   test       evaluate a checkpoint on the test split         (--ckpt_path FILE|last|best)
   predict    write predictions.csv for the test split or your images (--ckpt_path ...)
   sweep      fan out configurations with Hydra multirun and compare them (criterion=ce,mse ...)
+  export     write a checkpoint as a TorchScript/ONNX/pt2 model file for serving (--format onnx)
+  configs    list, print or copy the configs that ship with mnistctl (--copy DIR)
+  completion print a bash/zsh completion script (eval "$(mnistctl completion bash)")
 
 Run 'mnistctl SUBCOMMAND --help' for the options of each. Add --debug for full tracebacks.
 examples:
@@ -33,11 +37,19 @@ examples:
 """
 
 
+ROUTED = {
+    "sweep": "mnistctl.sweep",
+    "export": "mnistctl.export",
+    "configs": "mnistctl.configs_command",
+    "completion": "mnistctl.completion",
+}
+
+
 def main(args: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     if "--debug" in argv:
         argv.remove("--debug")
-        os.environ["JSONARGPARSE_DEBUG"] = "1"
+        os.environ["JSONARGPARSE_DEBUG"] = "true"  # jsonargparse accepts only true/false
     quiet = "--quiet" in argv
     if quiet:  # warnings and errors only: no progress bar, no result tables, no summary
         argv = quiet_args([a for a in argv if a != "--quiet"])
@@ -48,10 +60,8 @@ def main(args: list[str] | None = None) -> int:
         sys.stdout.write(f"mnistctl {__version__}\n")
         return 0
     try:
-        if argv[0] == "sweep":
-            from mnistctl.sweep import main as sweep_main
-
-            return sweep_main(argv[1:])
+        if argv[0] in ROUTED:  # not Trainer methods: each module's main(argv) parses its own arguments
+            return importlib.import_module(ROUTED[argv[0]]).main(argv[1:])
         from mnistctl.cli import run_cli
 
         configure_logging(quiet)  # after importing Lightning, which resets its loggers' level on import

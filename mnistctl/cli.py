@@ -41,8 +41,10 @@ warnings.filterwarnings("ignore", message=r".*does not have many workers")
 warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices")
 warnings.filterwarnings("ignore", message=r".*LeafSpec")
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
+warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
 # Data settings that define what the model was trained and validated on: always from the checkpoint.
 DATA_KEYS_FROM_CHECKPOINT = ("val_size", "split_seed", "mean", "std")
 FIT_ONLY_CALLBACKS = {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor"}
@@ -243,9 +245,15 @@ def _runs_root(config: Namespace) -> str:
 
 
 def _allocate(config: Namespace) -> Path:
+    # Lightning's DDP launcher starts ranks 1.. by re-running this command line with LOCAL_RANK set, after
+    # rank 0 has allocated the run folder: they join rank 0's folder, passed down in the environment.
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(SHARED_RUN_DIR_ENV):
+        return Path(os.environ[SHARED_RUN_DIR_ENV])
     loggers = _loggers(config)
     name = next((str(lg.init_args.name) for lg in loggers if lg.init_args.get("name")), "mnist")
-    return allocate_run_dir(_runs_root(config), name)
+    run_dir = allocate_run_dir(_runs_root(config), name)
+    os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
+    return run_dir
 
 
 def _point_loggers_at(config: Namespace, run_dir: Path) -> None:
@@ -260,8 +268,9 @@ def _point_loggers_at(config: Namespace, run_dir: Path) -> None:
 
 
 def run_cli(args: list[str]) -> MnistCLI:
-    # LightningCLI warns when sys.argv also holds arguments; `args` is the whole truth here.
-    saved, sys.argv = sys.argv, sys.argv[:1]
+    # Lightning's DDP launcher starts the other ranks by re-running sys.argv, so it must be this command line
+    # (LightningCLI's warning about sys.argv holding arguments as well as `args` is silenced above).
+    saved, sys.argv = sys.argv, [sys.argv[0], *args]
     try:
         return MnistCLI(args=args)
     finally:

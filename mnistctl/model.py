@@ -67,7 +67,9 @@ class MNISTClassifier(LightningModule):
         accuracy = self.metrics[f"{stage}_acc"]
         accuracy(logits, y)
         # Tensors, not .item(): Lightning reduces them at logging intervals, so no per-step sync.
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # sync_dist: under DDP the epoch loss averages every rank's shard (one all-reduce per epoch), so all
+        # ranks see the same val/loss, e.g. for ReduceLROnPlateau. Accuracy syncs itself (torchmetrics).
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
         if stage == "train":
             self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
