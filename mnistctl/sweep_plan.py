@@ -101,6 +101,7 @@ def make_plan(overrides: list[str]) -> Plan:
         except HydraException as err:
             raise UsageError(f"bad override: {one_line(err)}; the basic sweeper takes a,b / range() / glob()") from None
         jobs = [Job(job, job_problems(job, keys, options)) for job in expanded]
+        _flag_duplicates(jobs)
         batch = min(len(jobs), hydra.sweeper.max_batch_size or len(jobs))
         return Plan(overrides, sweeper, launcher, _parallel(hydra, launcher, batch), jobs)
     # Optuna (or another sampling sweeper): jobs are chosen while it runs; check the search space's keys.
@@ -114,6 +115,18 @@ def make_plan(overrides: list[str]) -> Plan:
     if sweeper == "optuna" and not any(o.get_key_element() == "hydra.sweeper.direction" for o in parsed):
         extra = ["hydra.sweeper.direction=maximize"]  # jobs return their best val/acc: higher is better
     return Plan(overrides, sweeper, launcher, _parallel(hydra, launcher, batch), [job], search, n_trials, extra)
+
+
+def _flag_duplicates(jobs: list[Job]) -> None:
+    """Jobs are identified by their overrides (for --resume), so two jobs may not share them (a=1,1)."""
+    from mnistctl.sweep_job import job_key
+
+    first: dict[str, int] = {}
+    for number, job in enumerate(jobs):
+        key = job_key(job.overrides)
+        if key in first:
+            job.problems.append(f"the same overrides as job #{first[key]} ({key}); give each value once")
+        first.setdefault(key, number)
 
 
 def _hydra_config(fixed: list[str], parsed: list):

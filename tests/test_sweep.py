@@ -105,6 +105,7 @@ def test_dry_run_reports_each_bad_job_and_exits_2(tmp_path):
         ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
         ("data=3", "data is a section, not a value"),
         ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
+        ("seed=1,2,1", "the same overrides as job #0 (seed=1"),
     ],
 )
 def test_bad_override_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys, override, message):
