@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+_quiet = False  # set by configure_logging: only an explicit --quiet silences result tables
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
 
 
@@ -47,6 +48,8 @@ def configure_logging(quiet: bool = False) -> None:
 
     Call it after importing Lightning: `import pytorch_lightning` resets its logger to INFO.
     """
+    global _quiet
+    _quiet = quiet
     logger = logging.getLogger("mnistctl")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
@@ -61,7 +64,7 @@ def configure_logging(quiet: bool = False) -> None:
 
 
 def is_quiet() -> bool:
-    return not logging.getLogger("mnistctl").isEnabledFor(logging.INFO)
+    return _quiet
 
 
 def quiet_args(argv: list[str]) -> list[str]:
