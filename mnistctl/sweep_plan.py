@@ -77,6 +77,7 @@ def cores() -> int:
 
 
 def make_plan(overrides: list[str]) -> Plan:
+    """The sweep's jobs (or search space) and every problem with them, before anything trains."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -107,8 +108,9 @@ def make_plan(overrides: list[str]) -> Plan:
     # Optuna (or another sampling sweeper): jobs are chosen while it runs; check the search space's keys.
     search = {str(k): str(v) for k, v in (hydra.sweeper.get("params") or {}).items()}
     search.update({o.get_key_element(): o.input_line.split("=", 1)[1] for o in parsed if o.is_sweep_override()})
-    problems = job_problems([*fixed, *(f"{k}=0" for k in search)], keys, options)
-    job = Job(fixed, [p.replace("=0:", ":") for p in problems])
+    # The search space's keys are checked with a stand-in value; a group's options are Hydra's to check.
+    probes = [f"{k}=null" if k.lstrip("+~") in default_choices() or "/" in k else f"{k}=0" for k in search]
+    job = Job(fixed, job_problems([*fixed, *probes], keys, options))
     n_trials = hydra.sweeper.get("n_trials")
     batch = min(hydra.sweeper.get("n_jobs") or 1, n_trials or 1)
     extra = []
