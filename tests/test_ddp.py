@@ -94,8 +94,8 @@ def test_two_processes_converge_like_one(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         (run,) = (tmp_path / name / "runs" / "mnist").iterdir()
         accuracy[name] = last_metric(run / "metrics.csv", "test/acc")
-    # One epoch: 430 steps of 128 in one process, 215 steps of 2 x 128 in two; both reach about 98%.
-    assert accuracy["one"] > 0.97 and accuracy["two"] > 0.97, accuracy
+    # One epoch: 430 steps of 128 in one process, 215 steps of 2 x 128 in two (seen here: 98.4% and 97.8%).
+    assert accuracy["one"] > 0.96 and accuracy["two"] > 0.96, accuracy
     assert abs(accuracy["one"] - accuracy["two"]) < 0.02, accuracy
 
 
