@@ -1,0 +1,148 @@
+"""The benchmark's measurements beyond A/B/C: time to 99%, start-up, predict throughput, sweep overhead.
+
+    python -m mnistctl.bench --skip abc     # only these (they train their own checkpoint if needed)
+
+Each runs the real `mnistctl` command as a child process (`bench_proc.measure`), and returns a dict
+for the JSON report; a measurement that cannot run says why in `note` instead of failing the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+from mnistctl.bench_proc import measure
+from mnistctl.config_files import packaged_config
+
+PROBE = "mnistctl.bench_probe.BenchProbe"
+TARGET_ACC = 0.99
+
+
+def mnistctl_cmd() -> list[str]:
+    """The console script next to this Python (what a user runs), else `python -m mnistctl`."""
+    script = Path(sys.executable).with_name("mnistctl")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "mnistctl"]
+
+
+def probe_args(path: Path) -> list[str]:
+    """Append BenchProbe to whatever callbacks the config has."""
+    return [f"--trainer.callbacks+={PROBE}", "--trainer.callbacks.path", str(path)]
+
+
+def read_probe(path: Path, started_at: float) -> dict:
+    """The probe's JSON, its time stamps turned into seconds since the command started (`timeline_s`)."""
+    probe = json.loads(path.read_text()) if path.is_file() else {}
+    stamps = probe.pop("stamps", {})
+    if stamps:
+        probe["timeline_s"] = {name: stamp - started_at for name, stamp in stamps.items()}
+    return probe
+
+
+def threads_args(threads: int | None) -> list[str]:
+    return ["--num_threads", str(threads)] if threads else []
+
+
+def time_to_accuracy(work: Path, seeds: list[int], threads: int | None, config: str = "fast.yaml") -> dict:
+    """`mnistctl fit --config configs/<config>` per seed: wall time from the command's start, and test accuracy."""
+    runs = []
+    for seed in seeds:
+        folder = work / f"fast_seed{seed}"
+        folder.mkdir(parents=True)
+        probe = folder / "probe.json"
+        cmd = [*mnistctl_cmd(), "fit", "--config", str(packaged_config(config)), "--seed_everything", str(seed)]
+        result = measure([*cmd, *probe_args(probe), *threads_args(threads)], folder / "log.txt", cwd=folder, tty=True)
+        result.update(seed=seed, **read_probe(probe, result["started_at"]))
+        acc = result.get("test_acc")
+        result["reached"] = acc is not None and acc >= TARGET_ACC
+        runs.append(result)
+    walls = [r["wall_s"] for r in runs]
+    return {
+        "config": f"configs/{config}",
+        "target_acc": TARGET_ACC,
+        "runs": runs,
+        "median_wall_s": statistics.median(walls),
+        "median_test_acc": statistics.median(r.get("test_acc") or 0.0 for r in runs),
+        "all_reached": all(r["reached"] for r in runs),
+    }
+
+
+def _median_wall(cmd: list[str], log: Path, repeat: int) -> tuple[float, int]:
+    results = [measure(cmd, log) for _ in range(repeat)]
+    return statistics.median(r["wall_s"] for r in results), max(r["rc"] for r in results)
+
+
+def startup(work: Path, repeat: int = 3) -> dict:
+    """Median wall time of `mnistctl --help` and `mnistctl sweep --dry-run criterion=ce,mse`."""
+    out: dict = {}
+    out["help_s"], rc = _median_wall([*mnistctl_cmd(), "--help"], work / "help.log", repeat)
+    if rc:
+        out["help_s"], out["help_note"] = None, f"exit {rc}, see help.log"
+    if find_spec("mnistctl.sweep") is None:
+        out["sweep_dry_run_s"], out["sweep_note"] = None, "skipped: mnistctl.sweep is not there yet"
+        return out
+    cmd = [*mnistctl_cmd(), "sweep", "--dry-run", "criterion=ce,mse"]
+    out["sweep_dry_run_s"], rc = _median_wall(cmd, work / "sweep_dry_run.log", repeat)
+    if rc:
+        out["sweep_dry_run_s"], out["sweep_note"] = None, f"exit {rc}, see sweep_dry_run.log"
+    return out
+
+
+def predict(work: Path, ckpt: Path | None, threads: int | None) -> dict:
+    """`mnistctl predict` on the 10,000 test images to CSV; images/s timed inside (predict loop + CSV write)."""
+    if ckpt is None or not ckpt.is_file():
+        return {"note": "skipped: no checkpoint from run C"}
+    folder = work / "predict"
+    folder.mkdir(parents=True)
+    probe, csv = folder / "probe.json", folder / "predictions.csv"
+    cmd = [*mnistctl_cmd(), "predict", "--ckpt_path", str(ckpt), "--predictions.path", str(csv)]
+    result = measure([*cmd, *probe_args(probe), *threads_args(threads)], folder / "log.txt", cwd=folder, tty=True)
+    result.update(read_probe(probe, result["started_at"]))
+    result["csv_rows"] = sum(1 for _ in csv.open()) - 1 if csv.is_file() else 0
+    if result.get("predict_s"):
+        result["images_per_s"] = result["predict_samples"] / result["predict_s"]
+    return result
+
+
+def _fit_seconds(run: Path) -> float | None:
+    """A job's fit time from its run folder: config.yaml (written at setup) to last.ckpt (after the last epoch)."""
+    config, last = run / "config.yaml", run / "checkpoints" / "last.ckpt"
+    if not (config.is_file() and last.is_file()):
+        return None
+    return last.stat().st_mtime - config.stat().st_mtime
+
+
+def sweep_overhead(work: Path, train_batches: int) -> dict:
+    """A two-job sweep of tiny fits: (sweep wall - sum of the jobs' fit times) / jobs."""
+    if find_spec("mnistctl.sweep") is None:
+        return {"note": "skipped: mnistctl.sweep is not there yet"}
+    folder = work / "sweep"
+    overrides = [
+        "criterion=ce,mse",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={train_batches}",
+        f"hydra.sweep.dir={folder}",
+    ]
+    result = measure([*mnistctl_cmd(), "sweep", *overrides], work / "sweep.log", cwd=work)
+    runs = sorted(folder.glob("*/runs/*/version_*"))
+    fits = [_fit_seconds(run) for run in runs]
+    result.update(jobs=len(runs), job_fit_s=fits)
+    if result["rc"] or len(runs) != 2 or None in fits:
+        result["note"] = f"sweep exit {result['rc']}, {len(runs)} job runs found; see sweep.log"
+        return result
+    result["per_job_overhead_s"] = (result["wall_s"] - sum(fits)) / len(runs)
+    # Where the sweep records each job's wall time (<job>/job.json), split the overhead: job process vs sweep.
+    walls = [_job_wall(run.parents[2] / "job.json") for run in runs]
+    if None not in walls:
+        result["job_wall_s"] = walls
+        result["sweep_machinery_s"] = result["wall_s"] - sum(walls)
+    return result
+
+
+def _job_wall(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text())["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,112 @@
+"""Print a `mnistctl.bench` report as rich tables.
+
+python -c "import json; from mnistctl.bench_table import print_report; print_report(json.load(open('bench.json')))"
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+LEGEND = (
+    "A: torchvision MNIST + ToTensor, DataLoader(32, 4 workers), Lightning. B: plain PyTorch over in-memory "
+    "tensors at C's batch and lr. C: mnistctl fit, default config. samples/s and train s: training loop only; "
+    "start-up s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
+    "process (in brackets with its worker processes, whose shared pages count once per process)."
+)
+
+
+def _num(value, fmt: str = ",.0f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{fmt}}{suffix}"
+
+
+def _memory(row: dict) -> str:
+    peak, tree = row.get("peak_rss_mb"), row.get("tree_rss_mb")
+    if peak is None:
+        return "-"
+    return f"{peak:,.0f}" + (f" ({tree:,.0f})" if tree and tree > 1.2 * peak else "")
+
+
+def _acc(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _fast_run(run: dict) -> str:
+    """`seed 0: 58.7 s = 6.1 start-up + 47.1 training + 5.5 the rest, 99.17%`."""
+    text = f"seed {run['seed']}: {run['wall_s']:.1f} s"
+    start = run.get("timeline_s", {}).get("train_start")
+    if start is not None and run.get("train_s"):
+        rest = run["wall_s"] - start - run["train_s"]
+        text += f" = {start:.1f} start-up + {run['train_s']:.1f} training + {rest:.1f} the rest"
+    return f"{text}, {_acc(run.get('test_acc'))}"
+
+
+def runs_table(report: dict) -> Table:
+    table = Table(title=f"Training {report['samples']:,} MNIST images, same CNN ({report['mode']} mode)")
+    for column in ("run", "batch", "samples/s", "train s", "start-up s", "wall s", "peak MB", "CPU s", "test acc"):
+        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=column == "run")
+    for key, row in report.get("runs", {}).items():
+        failed = f" [red](exit {row['rc']})[/]" if row["rc"] else ""
+        table.add_row(
+            f"{key} {row['what']}{failed}",
+            str(row["batch_size"]),
+            _num(row.get("samples_per_s")),
+            _num(row.get("train_s"), ".1f"),
+            _num(row.get("timeline_s", {}).get("train_start"), ".1f"),
+            _num(row.get("wall_s"), ".1f"),
+            _memory(row),
+            _num(row.get("cpu_s"), ".0f"),
+            _acc(row.get("test_acc")),
+        )
+    table.caption = LEGEND
+    return table
+
+
+def extras_table(report: dict) -> Table:
+    table = Table(title="Also measured")
+    table.add_column("measurement", no_wrap=True)
+    table.add_column("result", justify="right")
+    table.add_column("detail")
+    ratios = report.get("ratios", {})
+    if ratios:
+        table.add_row("throughput C/A, C/B", f"{_num(ratios['C/A'], '.2f')}x, {_num(ratios['C/B'], '.2f')}x", "")
+    fast = report.get("time_to_99", {})
+    if "runs" in fast:
+        per_seed = "; ".join(_fast_run(r) for r in fast["runs"])
+        verdict = "reached" if fast["all_reached"] else "[red]not reached by every seed[/]"
+        table.add_row(f"{fast['config']} to 99% test acc", f"{fast['median_wall_s']:.1f} s", f"{verdict}; {per_seed}")
+    elif fast:
+        table.add_row("time to 99% test acc", "-", fast["note"])
+    start = report.get("startup", {})
+    if start:
+        table.add_row("mnistctl --help", _num(start.get("help_s"), ".2f", " s"), start.get("help_note", "median of 3"))
+        note = start.get("sweep_note", "median of 3")
+        dry_run = _num(start.get("sweep_dry_run_s"), ".2f", " s")
+        table.add_row("mnistctl sweep --dry-run criterion=ce,mse", dry_run, note)
+    pred = report.get("predict", {})
+    if pred:
+        detail = pred.get("note") or f"{pred['predict_samples']:,} images in {pred['predict_s']:.2f} s to CSV"
+        detail += f"; command wall {pred['wall_s']:.1f} s" if "wall_s" in pred else ""
+        table.add_row("mnistctl predict (after start-up)", _num(pred.get("images_per_s"), ",.0f", " img/s"), detail)
+    sweep = report.get("sweep", {})
+    if sweep:
+        detail = sweep.get("note") or f"2 tiny jobs, sweep wall {sweep['wall_s']:.1f} s"
+        if "job_wall_s" in sweep:
+            jobs = " + ".join(f"{w:.1f}" for w in sweep["job_wall_s"])
+            fits = " + ".join(f"{f:.1f}" for f in sweep["job_fit_s"])
+            detail += f" = jobs {jobs} + sweep {sweep['sweep_machinery_s']:.1f}; of which fit {fits}"
+        table.add_row("sweep overhead per job", _num(sweep.get("per_job_overhead_s"), ".1f", " s"), detail)
+    return table
+
+
+def print_report(report: dict) -> None:
+    console = Console(width=max(Console().width, 100))  # 100 columns when piped, so the table stays whole
+    m = report["machine"]
+    console.print(
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"cuda={m['cuda']}; load average {report['load_1m_start']:.1f} -> {report['load_1m_end']:.1f}; "
+        f"benchmark took {report['bench_wall_s']:.0f} s"
+    )
+    if report.get("runs"):
+        console.print(runs_table(report))
+    console.print(extras_table(report))
