@@ -72,7 +72,14 @@ def main(args: list[str] | None = None) -> int:
         sys.stderr.write(f"mnistctl: error: {err}\n")
         return err.exit_code
     except SystemExit as exit_:
+        if type(exit_).__name__ == "SIGTERMException":  # Lightning stopped fit cleanly on SIGTERM
+            return 128 + 15
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as err:  # an unexpected failure: one line, the traceback only with --debug
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            raise
+        sys.stderr.write(f"mnistctl: error: {type(err).__name__}: {err} (run again with --debug for the traceback)\n")
+        return 1
     # Some images given to predict were unreadable: the CSV holds the rest, skipped.txt names them.
     return SKIPPED_FILES_EXIT_CODE if getattr(getattr(cli, "datamodule", None), "predict_skipped", None) else 0
 

@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import IO
 
 
+def make_readable(path: str | os.PathLike) -> None:
+    """Give a temporary file the permissions of a normal new file: mkstemp makes it private (0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
@@ -21,6 +28,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             yield f
             f.flush()
             os.fsync(f.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

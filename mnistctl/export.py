@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from mnistctl.atomic import make_readable
 from mnistctl.errors import UsageError
 
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx", "pt2": ".pt2"}
@@ -119,9 +120,7 @@ def _write_atomically(path: Path, save: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a model file is as readable as any other
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

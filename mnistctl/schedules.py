@@ -60,7 +60,12 @@ class OneCycle(OneCycleLR):
                 "the one-cycle learning-rate schedule needs a finite run: set --trainer.max_epochs or "
                 "--trainer.max_steps, or choose another --lr_scheduler"
             )
-        super().__init__(self.optimizer, **{**kwargs, "total_steps": int(steps)})
+        if not 0 < kwargs["pct_start"] < 1:
+            raise UsageError(f"--lr_scheduler.pct_start must be between 0 and 1 (exclusive), got {kwargs['pct_start']}")
+        # torch divides by the warm-up's length in steps minus one: a run of a handful of batches (e.g.
+        # --trainer.limit_train_batches 4) would divide by zero, so the schedule spans at least two warm-up steps.
+        steps = max(int(steps), math.ceil(2 / kwargs["pct_start"]))
+        super().__init__(self.optimizer, **{**kwargs, "total_steps": steps})
 
     def load_state_dict(self, state_dict: dict) -> None:
         if state_dict.get("total_steps") != self.total_steps:

@@ -86,7 +86,7 @@ def test_predict_default_path_is_in_the_run_folder(tiny_run, tmp_path):
         == 0
     )
     (run,) = (tmp_path / "runs" / "mnist").iterdir()
-    assert len(read_csv(run / "predictions.csv")) == 1000
+    assert len(read_csv(run / "predictions.csv")) == 256  # one batch of data.eval_batch_size
 
 
 @pytest.mark.parametrize("name", ["last", "best", "last.ckpt"])
