@@ -200,6 +200,11 @@ class MnistCLI(LightningCLI):
         """A fit that failed before its first checkpoint leaves no run folder behind."""
         if self.subcommand == "fit" and not any((self.run_dir / CHECKPOINTS).glob("*.ckpt")):
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            for parent in (self.run_dir.parent, self.run_dir.parent.parent):  # runs/<name>, then runs
+                try:
+                    parent.rmdir()  # only when empty: another run's folder is never touched
+                except OSError:
+                    break
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.interrupted:

@@ -30,7 +30,7 @@ def allocate_run_dir(save_dir: str | os.PathLike, name: str) -> Path:
     while True:
         candidate = parent / f"version_{version}"
         try:
-            candidate.mkdir()
+            candidate.mkdir(parents=True)  # parents: a failed fit may just have removed an empty <name>/
             return candidate
         except FileExistsError:  # another process took it between glob and mkdir
             version += 1

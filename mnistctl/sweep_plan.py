@@ -101,6 +101,12 @@ def make_plan(overrides: list[str]) -> Plan:
             expanded = BasicSweeper.split_arguments(parsed, None)[0]
         except HydraException as err:
             raise UsageError(f"bad override: {one_line(err)}; the basic sweeper takes a,b / range() / glob()") from None
+        if not expanded:
+            empty = [o for o in overrides if "glob(" in o or "range(" in o] or overrides
+            raise UsageError(
+                f"bad override: {' '.join(empty)} expands to no jobs (a glob() that matches no option or an empty "
+                "range()); see the options with 'mnistctl sweep --help'"
+            )
         jobs = [Job(job, job_problems(job, keys, options)) for job in expanded]
         _flag_duplicates(jobs)
         batch = min(len(jobs), hydra.sweeper.max_batch_size or len(jobs))

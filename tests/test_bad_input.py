@@ -1,14 +1,25 @@
-"""Bad input: one clear line on stderr, a non-zero exit, no traceback, and no run folder left behind."""
+"""Every bad input a user can give, in one place: one clear line on stderr naming the bad value and the fix,
+a non-zero exit, no traceback, and no run folder, CSV or sweep folder left behind as if complete.
+
+    .venv/bin/python -m pytest tests/test_bad_input.py      # about a minute; no training
+
+Bad inputs found only while a run is going (unreadable images among good ones, a crashing sweep job) are
+tested with the runs: test_images.py (exit 3 and skipped.txt) and test_sweep.py (a failed job).
+"""
 
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 
 import pytest
 
 from conftest import TINY, run_main
 from mnistctl.mnist_files import bundled_dir
+
+# A few batches, written the Hydra way: sweep overrides (the bad one comes first).
+SWEEP_TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2"]
 
 
 def assert_one_line_error(capsys, *fragments: str) -> str:
@@ -22,7 +33,7 @@ def assert_one_line_error(capsys, *fragments: str) -> str:
 
 
 def assert_no_run_folder(tmp_path):
-    assert not list((tmp_path / "runs").glob("*/version_*")), "a failed command left a run folder"
+    assert not (tmp_path / "runs").exists(), "a failed command left a run folder (or an empty runs/ tree)"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +52,16 @@ def assert_no_run_folder(tmp_path):
         (["test", "--ckpt_path", "last.ckpt"], ["last.ckpt", "not in the current folder"]),
         (["test"], ["needs --ckpt_path"]),
         (["fit", "--data.data_dir", "."], ["no MNIST files", "--data.download"]),
+        # out of range: the right type, a meaningless value
+        (["fit", "--optimizer.lr", "-0.1"], ["--optimizer.lr must be positive", "-0.1"]),
+        (["fit", "--trainer.max_epochs", "0"], ["--trainer.max_epochs must be at least 1", "got 0"]),
+        (["fit", "--data.val_size", "70000"], ["--data.val_size must be between 1 and 59999", "70000"]),
+        (["fit", "--data.eval_batch_size", "0"], ["--data.eval_batch_size must be at least 1"]),
+        (["fit", "--model.dropout_ratio", "-0.1"], ["--model.dropout_ratio must be in [0, 1)", "-0.1"]),
+        (["fit", "--num_threads", "0"], ["--num_threads must be at least 1"]),
+        (["fit", "--optimizer", "torch.optim.Nope"], ["optimizer", "torch.optim.Nope"]),
+        (["fit", "--config", "."], ["config", "is not a file"]),
+        (["predict", "--ckpt_path", "nothere.ckpt"], ["nothere.ckpt"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0] in ("fit", "test", "predict") else None,
 )
@@ -56,7 +77,7 @@ def test_unknown_key_in_config_file(tmp_path, capsys):
     assert_one_line_error(capsys, "max_epoch")
 
 
-def test_unreadable_config_file(tmp_path, capsys):
+def test_yaml_syntax_error_in_config_file(tmp_path, capsys):
     (tmp_path / "syntax.yaml").write_text("trainer: [unclosed\n")
     assert run_main("fit", "--config", "syntax.yaml") == 2
     assert_one_line_error(capsys, "syntax.yaml")
@@ -89,3 +110,84 @@ def test_truncated_archive_is_reported(tmp_path, capsys, monkeypatch):
     assert run_main("fit", *TINY, "--data.data_dir", str(copy)) == 2
     assert_one_line_error(capsys, "train-images-idx3-ubyte")
     assert_no_run_folder(tmp_path)
+
+
+def test_predict_dir_that_does_not_exist(tiny_run, tmp_path, capsys):
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    rc = run_main(
+        "predict", "--ckpt_path", "model.ckpt", "--data.predict_dir", "nowhere", "--predictions.path", "p.csv"
+    )
+    assert rc == 2
+    assert_one_line_error(capsys, "nowhere")
+    assert not (tmp_path / "p.csv").exists()
+
+
+# -- sweep: bad overrides and bad sweep folders; nothing trains and no sweep folder is made ------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.dropout_ratio=0.1,", "malformed override 'model.dropout_ratio=0.1,'"),
+        ("model.dropout_ratio=range(1,", "malformed override 'model.dropout_ratio=range(1,'"),
+        ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
+        ("criterion=glob(zz*)", "criterion=glob(zz*) expands to no jobs"),
+        ("seed=range(3,1)", "seed=range(3,1) expands to no jobs"),
+        ("trainer.max_epoch=2", "unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
+        ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
+        ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
+        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
+        ("data=3", "data is a section, not a value"),
+        ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
+        ("seed=1,2,1", "the same overrides as job #0 (seed=1"),
+    ],
+)
+def test_bad_sweep_override_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys, override, message):
+    assert run_main("sweep", override, *SWEEP_TINY) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mnistctl: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_summary_and_resume_need_a_sweep_folder(tmp_path, capsys):
+    assert run_main("sweep", "--summary", "nowhere") == 2
+    assert "sweep folder nowhere does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run_main("sweep", "--summary", "empty") == 2
+    assert "holds no sweep jobs" in capsys.readouterr().err
+    assert run_main("sweep", "--resume", "empty") == 2
+    assert "has no readable sweep.json" in capsys.readouterr().err
+
+
+def test_resume_of_a_folder_from_another_tool_changes_nothing(tmp_path, capsys):
+    # A plain Hydra multirun folder: it has jobs, but not the sweep.json that mnistctl writes.
+    other = tmp_path / "multirun"
+    (other / "0" / ".hydra").mkdir(parents=True)
+    (other / "multirun.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
+    (other / "0" / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    assert run_main("sweep", "--resume", str(other)) == 2
+    assert_one_line_error(capsys, str(other), "no readable sweep.json", "made by 'mnistctl sweep'")
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+
+
+def test_predict_dir_of_non_image_files_exits_2_with_one_line(tiny_run, tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.bmp").write_bytes(b"BM not really")
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    rc = run_main(
+        "predict",
+        "--ckpt_path",
+        str(tmp_path / "model.ckpt"),
+        "--data.predict_dir",
+        str(tmp_path / "bad"),
+        "--predictions.path",
+        str(tmp_path / "p.csv"),
+    )
+    assert rc == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mnistctl: error")]
+    assert len(errors) == 1 and "none of its 1 image files is usable" in errors[0] and "a.bmp" in errors[0]
+    assert not (tmp_path / "p.csv").exists()
+    manifest = json.loads((tmp_path / "predict" / "run.json").read_text())
+    assert manifest["status"] == "failed" and "none of its 1 image files" in manifest["error"]

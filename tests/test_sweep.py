@@ -2,7 +2,8 @@
 
     .venv/bin/python -m pytest tests/test_sweep.py            # fast checks and the slow real sweeps
 
-Fast tier: --help, --dry-run (no torch, under 1.5 s, every bad override reported per job), bad input.
+Fast tier: --help, --dry-run (no torch, under 1.5 s, every bad override reported per job). Bad overrides
+and bad sweep folders are in test_bad_input.py, with every other bad input.
 Slow tier (`slow`): two-job sweeps through the basic and joblib launchers, a failing job beside a good
 one, kill-and-resume, Optuna with two trials and submitit_local; each job trains a few batches.
 """
@@ -95,43 +96,12 @@ def test_dry_run_reports_each_bad_job_and_exits_2(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("model.dropout_ratio=0.1,", "malformed override 'model.dropout_ratio=0.1,'"),
-        ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
-        ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
-        ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
-        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
-        ("data=3", "data is a section, not a value"),
-        ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
-        ("seed=1,2,1", "the same overrides as job #0 (seed=1"),
-    ],
-)
-def test_bad_override_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys, override, message):
-    assert run_main("sweep", override, *TINY) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("mnistctl: error: ") and err.count("\n") == 1
-    assert message in err
-    assert not (tmp_path / "sweeps").exists()
-
-
 def test_dry_run_of_optuna_shows_the_search_space():
     done = sweep("--dry-run", "search=lr_dropout", "hydra.sweeper.n_trials=3", *TINY)
     assert done.returncode == 0, done.stderr
     assert "optuna sweeper, 3 trials" in done.stdout
     assert "search optimizer.init_args.lr: tag(log, interval(0.0003, 0.03))" in done.stdout
     assert "search model.dropout_ratio: interval(0.0, 0.5)" in done.stdout
-
-
-def test_summary_and_resume_need_a_sweep_folder(tmp_path, capsys):
-    assert run_main("sweep", "--summary", "nowhere") == 2
-    assert "sweep folder nowhere does not exist" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
-    assert run_main("sweep", "--summary", "empty") == 2
-    assert "holds no sweep jobs" in capsys.readouterr().err
-    assert run_main("sweep", "--resume", "empty") == 2
-    assert "has no readable sweep.json" in capsys.readouterr().err
 
 
 # -- slow: real sweeps ------------------------------------------------------------------------------
