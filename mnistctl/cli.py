@@ -193,6 +193,9 @@ class MnistCLI(LightningCLI):
         except BaseException as err:
             self.manifest.finish(err)
             self._discard_empty_run()
+            if type(err) is SystemExit and self.trainer.interrupted:
+                # Lightning turns Ctrl-C into exit(1) after its clean shutdown; the shell convention is 130.
+                raise SystemExit(128 + 2) from None
             raise
         self.manifest.finish()
 

@@ -14,6 +14,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -184,12 +185,15 @@ def _claim(sweep_dir: Path | None, resume_dir: Path | None, overrides: list[str]
             except FileExistsError:
                 n += 1
                 sweep_dir = base.with_name(f"{base.name}_{n}")
-    elif (sweep_dir / MANIFEST).exists():
-        raise UsageError(
-            f"{SWEEP_DIR_KEY}={sweep_dir} already holds a sweep; finish it with "
-            f"'mnistctl sweep --resume {sweep_dir}' or choose another folder"
-        )
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:  # an exclusive create: of two sweeps started at once into one folder, exactly one gets it
+            os.close(os.open(sweep_dir / MANIFEST, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise UsageError(
+                f"{SWEEP_DIR_KEY}={sweep_dir} already holds a sweep; finish it with "
+                f"'mnistctl sweep --resume {sweep_dir}' or choose another folder"
+            ) from None
     manifest = {"overrides": overrides, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "mnistctl": __version__}
     with atomic_write(sweep_dir / MANIFEST) as f:
         json.dump(manifest, f, indent=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -11,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
-from conftest import TINY, last_metric, run_main
+from conftest import TINY, last_metric, read_csv, run_main
 from mnistctl.runs import resolve_ckpt_path
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
@@ -79,16 +81,19 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
 
 
-def test_sigterm_stops_fit_cleanly_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
+def test_sigterm_and_ctrl_c_stop_fit_cleanly_with_a_checkpoint(tmp_path, signum, exit_code):
     proc = start_fit(tmp_path, *RESUMABLE, "--trainer.max_epochs", "20")
     checkpoints = tmp_path / "runs" / "mnist" / "version_0" / "checkpoints"
     wait_for(checkpoints / "last.ckpt", proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
+    assert proc.returncode == exit_code, stderr
     interrupted = torch.load(checkpoints / "interrupted.ckpt", weights_only=True)
     assert interrupted["epoch"] < 19 and interrupted["state_dict"]
     assert "Traceback" not in stderr
+    manifest = json.loads((checkpoints.parent / "run.json").read_text())
+    assert manifest["status"] == "interrupted", manifest
 
 
 ATOMIC_WRITER = """
@@ -159,3 +164,36 @@ def test_two_fits_started_together_get_their_own_folders(tmp_path):
     for run in runs:
         assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
         assert len([r for r in (run / "metrics.csv").read_text().splitlines() if r]) >= 2
+
+
+SWEEP_TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2"]
+SWEEP_TINY += ["trainer.limit_test_batches=2", "trainer.enable_progress_bar=false"]
+
+
+def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "sweep", *overrides, *SWEEP_TINY],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_together_never_share_a_folder(tmp_path):
+    # Two into the default dated folder (same second: the second one gets <date>_<time>_1) ...
+    dated = [start_sweep(tmp_path, f"seed={seed}") for seed in (1, 2)]
+    # ... and two into one named folder: exactly one may have it.
+    named = [start_sweep(tmp_path, f"seed={seed}", "hydra.sweep.dir=shared") for seed in (3, 4)]
+    results = [(proc.returncode, stderr) for proc in dated + named for _, stderr in [proc.communicate(timeout=600)]]
+    assert [rc for rc, _ in results[:2]] == [0, 0], results[:2]
+    folders = sorted((tmp_path / "sweeps").iterdir())
+    assert len(folders) == 2
+    seeds = sorted(read_csv(folder / "summary.csv")[0]["overrides"].split()[0] for folder in folders)
+    assert seeds == ["seed=1", "seed=2"]
+    assert sorted(rc for rc, _ in results[2:]) == [0, 2], results[2:]
+    loser = next(stderr for rc, stderr in results[2:] if rc == 2)
+    assert "already holds a sweep" in loser and "--resume" in loser
+    (row,) = read_csv(tmp_path / "shared" / "summary.csv")
+    assert row["status"] == "completed" and row["overrides"].split()[0] in ("seed=3", "seed=4")
