@@ -33,7 +33,7 @@ test-fast: install ## install, then run the fast tier only (under 5 minutes)
 	$(PYTEST) -m "not slow and not slurm" ; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: install ## measure mnistctl against the original recipe and a plain PyTorch loop
-	$(PY) -m mnistctl.bench
+	$(PY) -m mnistctl.bench --seeds 3
 
 bench-quick: install ## the benchmark on a fraction of an epoch (about a minute)
 	$(PY) -m mnistctl.bench --quick

@@ -119,13 +119,14 @@ def sweep_overhead(work: Path, train_batches: int) -> dict:
     if find_spec("mnistctl.sweep") is None:
         return {"note": "skipped: mnistctl.sweep is not there yet"}
     folder = work / "sweep"
-    overrides = [
-        "criterion=ce,mse",
-        "trainer.max_epochs=1",
-        f"trainer.limit_train_batches={train_batches}",
-        f"hydra.sweep.dir={folder}",
-    ]
-    result = measure([*mnistctl_cmd(), "sweep", *overrides], work / "sweep.log", cwd=work)
+    overrides = ["criterion=ce,mse", "trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
+    result = measure([*mnistctl_cmd(), "sweep", *overrides, f"hydra.sweep.dir={folder}"], work / "sweep.log", cwd=work)
+    # The same two jobs through the joblib launcher, two at a time (each with half the cores).
+    parallel = [*overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={folder}_joblib"]
+    joblib = measure([*mnistctl_cmd(), "sweep", *parallel], work / "sweep_joblib.log", cwd=work)
+    if not joblib["rc"]:
+        result["joblib_wall_s"] = joblib["wall_s"]
+        result["joblib_speedup"] = result["wall_s"] / joblib["wall_s"]
     runs = sorted(folder.glob("*/runs/*/version_*"))
     fits = [_fit_seconds(run) for run in runs]
     result.update(jobs=len(runs), job_fit_s=fits)

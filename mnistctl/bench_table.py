@@ -96,6 +96,9 @@ def extras_table(report: dict) -> Table:
             fits = " + ".join(f"{f:.1f}" for f in sweep["job_fit_s"])
             detail += f" = jobs {jobs} + sweep {sweep['sweep_machinery_s']:.1f}; of which fit {fits}"
         table.add_row("sweep overhead per job", _num(sweep.get("per_job_overhead_s"), ".1f", " s"), detail)
+        if "joblib_speedup" in sweep:
+            detail = f"the same 2 jobs: basic {sweep['wall_s']:.1f} s, joblib n_jobs=2 {sweep['joblib_wall_s']:.1f} s"
+            table.add_row("joblib speed-up over basic", f"{sweep['joblib_speedup']:.2f}x", detail)
     return table
 
 

@@ -81,12 +81,12 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
 
 @pytest.mark.slow
 def test_two_job_sweep_overhead_is_measured(tmp_path):
-    if not (REPO / "mnistctl" / "sweep.py").is_file():
-        pytest.skip("mnistctl sweep is not there yet")
     result = bench_extras.sweep_overhead(tmp_path, train_batches=10)
     assert result["rc"] == 0 and result["jobs"] == 2, result
     assert all(0 < s < result["wall_s"] for s in result["job_fit_s"])
     assert 0 < result["per_job_overhead_s"] < result["wall_s"]
+    assert result["joblib_speedup"] == pytest.approx(result["wall_s"] / result["joblib_wall_s"])
+    assert len(list((tmp_path / "sweep_joblib").glob("*/runs/*/version_0/checkpoints/last.ckpt"))) == 2
 
 
 @pytest.mark.slow
