@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install mnistctl with its dev tools
 
-fit: install ## install, then train the default config on the bundled MNIST (about 5 minutes on 2 CPU cores)
+fit: install ## install, then train the default config on the bundled MNIST (about 3 minutes on 2 CPU cores)
 	$(VENV)/bin/mnistctl fit --config configs/base.yaml
 
 fit-fast: install ## install, then train configs/fast.yaml (99% in about a minute)

@@ -18,6 +18,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
 log = logging.getLogger(__name__)
+REDRAW_EVERY_S = 0.5
 
 
 def is_terminal() -> bool:
@@ -52,10 +53,11 @@ class Progress(RichProgressBar):
         self._start.setdefault("first_epoch", trainer.current_epoch)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        # Update the bar at most 10 times a second: a rich redraw costs milliseconds of CPU (~10% of a batch-32
-        # step on 2 cores, measured by `python -m mnistctl.bench`), and reading its metrics syncs a GPU.
+        # Update the bar twice a second: a rich redraw with its metrics costs ~15 ms of CPU on 2 cores, so
+        # at 10 a second the bar took 14% of training throughput at batch 128 (`python -m mnistctl.bench`);
+        # reading the metrics also syncs a GPU.
         now = time.monotonic()
-        if now - self._drawn < 0.1 and batch_idx + 1 < self.total_train_batches:
+        if now - self._drawn < REDRAW_EVERY_S and batch_idx + 1 < self.total_train_batches:
             return
         self._drawn = now
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
