@@ -22,6 +22,7 @@ from pathlib import Path
 from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
+from mnistctl.sweep_job import SWEEP_PID_ENV
 from mnistctl.sweep_keys import SWEEP_DIR
 from mnistctl.sweep_plan import CONFIG_NAME, Plan, cores, hydra_session, make_plan, one_line
 
@@ -102,6 +103,7 @@ def main(argv: list[str]) -> int:
         if args.dry_run:
             return 0
         sweep_dir = _claim(sweep_dir, resume_dir, overrides)
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
         status = _multirun(plan, sweep_dir)
     from mnistctl.sweep_summary import summarize
 

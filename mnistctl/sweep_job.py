@@ -30,6 +30,7 @@ from mnistctl.sweep_metrics import best_checkpoint, run_metrics
 
 log = logging.getLogger(__name__)
 JOB_FILE, CONFIG_FILE = "job.json", "job.yaml"
+SWEEP_PID_ENV = "MNISTCTL_SWEEP_PID"  # set by `mnistctl sweep`, inherited by the launcher's worker processes
 
 
 class JobResult(float):
@@ -170,10 +171,40 @@ def _fit(command: list[str], job_dir: Path, threads: int) -> tuple[int, str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     with open(job_dir / "stdout.log", "ab") as out, open(job_dir / "stderr.log", "ab") as err:
         offset = err.tell()
-        done = subprocess.run(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+        try:
+            returncode = _wait(proc)
+        except BaseException:  # Ctrl-C: the fit gets SIGINT too; give it time to save interrupted.ckpt
+            _stop(proc)
+            raise
     with open(job_dir / "stderr.log", "rb") as err:
         err.seek(offset)
-        return done.returncode, err.read().decode(errors="replace")
+        return returncode, err.read().decode(errors="replace")
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """Wait for the fit. In a launcher's worker process (joblib, submitit_local), also watch the sweep: when
+    it is killed the worker is not, so the worker stops the fit and exits; the job stays resumable."""
+    watched = os.environ.get(SWEEP_PID_ENV)
+    in_worker = watched is not None and os.getppid() == int(watched)  # the basic launcher runs jobs in the sweep
+    while True:
+        try:
+            return proc.wait(timeout=1 if in_worker else None)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != int(watched):  # re-parented: the sweep process is gone
+                _stop(proc)
+                os._exit(1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, as SLURM does: the fit saves interrupted.ckpt and exits; SIGKILL if it takes over 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _error_line(returncode: int, stderr: str) -> str:

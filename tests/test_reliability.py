@@ -197,3 +197,40 @@ def test_two_sweeps_started_together_never_share_a_folder(tmp_path):
     assert "already holds a sweep" in loser and "--resume" in loser
     (row,) = read_csv(tmp_path / "shared" / "summary.csv")
     assert row["status"] == "completed" and row["overrides"].split()[0] in ("seed=3", "seed=4")
+
+
+def processes_in(folder: Path) -> list[int]:
+    """PIDs whose working folder is `folder` or below it (a sweep job's fit runs in its job folder)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                pids.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]], ids=["basic", "joblib"]
+)
+def test_a_killed_sweep_leaves_no_job_processes_behind(tmp_path, launcher):
+    sweep_dir = tmp_path / "s"
+    long_jobs = ["seed=1,2", "trainer.max_epochs=50", "trainer.limit_val_batches=2", f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "sweep", *long_jobs, *launcher],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(sweep_dir / "0" / "runs" / "mnist" / "version_0" / "config.yaml", proc)  # job 0's fit is training
+        assert processes_in(sweep_dir / "0"), "no fit process found in the job folder"
+    finally:
+        proc.kill()  # SIGKILL to the sweep process alone: it cannot clean up after itself
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while processes_in(sweep_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_in(sweep_dir) == [], "job processes outlived the killed sweep"
