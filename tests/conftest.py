@@ -28,6 +28,13 @@ TINY = [
     "--num_threads",
     "2",
 ]
+# The same budget as sweep overrides (Hydra's syntax): each job writes checkpoints, metrics and a test result.
+SWEEP_TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=5",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
 
 
 @pytest.fixture(autouse=True)

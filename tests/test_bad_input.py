@@ -15,11 +15,8 @@ import shutil
 
 import pytest
 
-from conftest import TINY, run_main
+from conftest import SWEEP_TINY, TINY, run_main
 from mnistctl.mnist_files import bundled_dir
-
-# A few batches, written the Hydra way: sweep overrides (the bad one comes first).
-SWEEP_TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2"]
 
 
 def assert_one_line_error(capsys, *fragments: str) -> str:

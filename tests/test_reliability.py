@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, last_metric, read_csv, run_main
+from conftest import SWEEP_TINY, TINY, last_metric, read_csv, run_main
 from mnistctl.runs import resolve_ckpt_path
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
@@ -164,10 +164,6 @@ def test_two_fits_started_together_get_their_own_folders(tmp_path):
     for run in runs:
         assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
         assert len([r for r in (run / "metrics.csv").read_text().splitlines() if r]) >= 2
-
-
-SWEEP_TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2"]
-SWEEP_TINY += ["trainer.limit_test_batches=2", "trainer.enable_progress_bar=false"]
 
 
 def start_sweep(cwd: Path, *overrides: str) -> subprocess.Popen:

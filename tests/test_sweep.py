@@ -22,15 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SWEEP_TINY as TINY
 from conftest import read_csv, run_cli, run_main
 
-# A few batches: each job writes checkpoints, metrics and a test result in seconds.
-TINY = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=5",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CORES = len(os.sched_getaffinity(0))
 
