@@ -56,6 +56,7 @@ def assert_no_run_folder(tmp_path):
         (["fit", "--data.eval_batch_size", "0"], ["--data.eval_batch_size must be at least 1"]),
         (["fit", "--model.dropout_ratio", "-0.1"], ["--model.dropout_ratio must be in [0, 1)", "-0.1"]),
         (["fit", "--num_threads", "0"], ["--num_threads must be at least 1"]),
+        (["fit", *TINY, "--lr_scheduler.pct_start", "1.5"], ["--lr_scheduler.pct_start must be between 0 and 1"]),
         (["fit", "--optimizer", "torch.optim.Nope"], ["optimizer", "torch.optim.Nope"]),
         (["fit", "--config", "."], ["config", "is not a file"]),
         (["predict", "--ckpt_path", "nothere.ckpt"], ["nothere.ckpt"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -144,3 +145,12 @@ def test_same_command_twice_gives_the_same_metrics(tmp_path):
         assert last_metric(first, name) == last_metric(second, name)
     config = yaml.safe_load((tmp_path / "runs" / "mnist" / "version_0" / "config.yaml").read_text())
     assert config["seed_everything"] == 42
+
+
+@pytest.mark.parametrize("batches", ["1", "4"])
+def test_one_cycle_schedule_fits_a_run_of_a_few_batches(batches):
+    # 4 steps at pct_start 0.25 is a one-step warm-up: torch's OneCycleLR divides by zero on it.
+    assert run_main("fit", *TINY, "--trainer.limit_train_batches", batches, "--test_after_fit", "false") == 0
+    (run,) = Path("runs/mnist").iterdir()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert last_metric(run / "metrics.csv", "train/loss") > 0
