@@ -185,13 +185,13 @@ def _fit(command: list[str], job_dir: Path, threads: int) -> tuple[int, str]:
 def _wait(proc: subprocess.Popen) -> int:
     """Wait for the fit. In a launcher's worker process (joblib, submitit_local), also watch the sweep: when
     it is killed the worker is not, so the worker stops the fit and exits; the job stays resumable."""
-    watched = os.environ.get(SWEEP_PID_ENV)
-    in_worker = watched is not None and os.getppid() == int(watched)  # the basic launcher runs jobs in the sweep
+    sweep_pid = int(os.environ.get(SWEEP_PID_ENV, "0"))
+    in_worker = os.getppid() == sweep_pid  # the basic launcher runs jobs in the sweep process itself
     while True:
         try:
             return proc.wait(timeout=1 if in_worker else None)
         except subprocess.TimeoutExpired:
-            if os.getppid() != int(watched):  # re-parented: the sweep process is gone
+            if os.getppid() != sweep_pid:  # re-parented: the sweep process is gone
                 _stop(proc)
                 os._exit(1)
 
