@@ -33,13 +33,13 @@ test-fast: install ## install, then run the fast tier only (under 5 minutes)
 	$(PYTEST) -m "not slow and not slurm" ; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
 bench: install ## measure mnistctl against the original recipe and a plain PyTorch loop
-	$(PY) -m mnistctl.bench --seeds 3
+	$(PY) -m benchmarks --seeds 3
 
 bench-quick: install ## the benchmark on a fraction of an epoch (about a minute)
-	$(PY) -m mnistctl.bench --quick
+	$(PY) -m benchmarks --quick
 
 lint: install ## ruff lint and format check
-	$(VENV)/bin/ruff check mnistctl tests && $(VENV)/bin/ruff format --check mnistctl tests
+	$(VENV)/bin/ruff check mnistctl benchmarks tests && $(VENV)/bin/ruff format --check mnistctl benchmarks tests
 
 clean: ## remove run folders, sweep folders and caches (not the venv)
 	rm -rf runs multirun sweeps .pytest_cache .ruff_cache

@@ -38,10 +38,10 @@ examples:
 
 
 ROUTED = {
-    "sweep": "mnistctl.sweep",
-    "export": "mnistctl.export",
-    "configs": "mnistctl.configs_command",
-    "completion": "mnistctl.completion",
+    "sweep": "mnistctl.sweep.command",
+    "export": "mnistctl.tools.export",
+    "configs": "mnistctl.tools.configs",
+    "completion": "mnistctl.tools.completion",
 }
 
 
@@ -62,7 +62,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv[0] in ROUTED:  # not Trainer methods: each module's main(argv) parses its own arguments
             return importlib.import_module(ROUTED[argv[0]]).main(argv[1:])
-        from mnistctl.cli import run_cli
+        from mnistctl.cli.mnist_cli import run_cli
 
         configure_logging(quiet)  # after importing Lightning, which resets its loggers' level on import
         cli = run_cli(argv)

@@ -16,8 +16,8 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import CSVLogger
 
+from mnistctl.cli.checkpoints import run_dir_of
 from mnistctl.console import shown
-from mnistctl.runs import run_dir_of
 
 log = logging.getLogger(__name__)
 

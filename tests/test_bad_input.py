@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from conftest import SWEEP_TINY, TINY, run_main
-from mnistctl.mnist_files import bundled_dir
+from mnistctl.data.mnist_files import bundled_dir
 
 
 def assert_one_line_error(capsys, *fragments: str) -> str:

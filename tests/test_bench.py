@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import extras as bench_extras
+from benchmarks.proc import measure
 from conftest import REPO, last_metric, run_cli
-from mnistctl import bench_extras
-from mnistctl.bench_proc import measure
 
 
 def test_measure_reports_wall_time_and_peak_memory_of_a_child(tmp_path):
@@ -53,9 +53,13 @@ def test_measure_reports_a_failing_command(tmp_path):
 def test_smallest_benchmark_reports_every_field(tmp_path):
     """A, B and C on 1,024 images, start-up and predict; not the time-to-99% run nor the sweep (slow)."""
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "mnistctl.bench", "--samples", "1024", "--skip", "fast,sweep", "--threads", "2"]
+    cmd = [sys.executable, "-m", "benchmarks", "--samples", "1024", "--skip", "fast,sweep", "--threads", "2"]
     done = subprocess.run(
-        [*cmd, "--json", str(out), "--workdir", str(tmp_path / "work")], capture_output=True, text=True, timeout=900
+        [*cmd, "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Training 1,024 MNIST images" in done.stdout and "Also measured" in done.stdout

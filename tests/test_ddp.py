@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from conftest import REPO, last_metric, read_csv, run_cli, run_main
-from mnistctl.batches import TensorBatches
 from mnistctl.data import MNISTDataModule
+from mnistctl.data.batches import TensorBatches
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 QUIET = ["--trainer.enable_progress_bar", "false"]

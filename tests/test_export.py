@@ -39,7 +39,7 @@ def raw_test_images() -> torch.Tensor:
     """The 10,000 MNIST test images as the exported model takes them: (N, 1, 28, 28) float in [0, 1]."""
     from torchvision.datasets import MNIST
 
-    from mnistctl.mnist_files import prepare_root
+    from mnistctl.data.mnist_files import prepare_root
 
     return MNIST(str(prepare_root(None, False)), train=False).data.unsqueeze(1).float() / 255.0
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from conftest import read_csv, run_main
+from mnistctl.data.images import load_digit_folder, prepare_digit
 from mnistctl.errors import UsageError
-from mnistctl.images import load_digit_folder, prepare_digit
 
 # Ink and paper colours for "photographed" digits: dark blue on cream, red on white, white on green.
 COLOURS = [((20, 30, 120), (250, 240, 200)), ((200, 20, 20), (255, 255, 255)), ((255, 255, 255), (10, 90, 30))]
@@ -23,7 +23,7 @@ COLOURS = [((20, 30, 120), (250, 240, 200)), ((200, 20, 20), (255, 255, 255)), (
 def mnist_test():
     from torchvision.datasets import MNIST
 
-    from mnistctl.mnist_files import prepare_root
+    from mnistctl.data.mnist_files import prepare_root
 
     data = MNIST(str(prepare_root(None, False)), train=False)
     return data.data[:20], data.targets[:20]

@@ -74,7 +74,7 @@ def test_quiet_prints_no_progress_no_table_no_summary(capsys):
 def test_test_on_a_terminal_draws_a_bar_with_eta_and_writes_beside_the_run(tiny_run, monkeypatch, capsys):
     run = Path("runs/mnist/version_0")
     shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
-    monkeypatch.setattr("mnistctl.progress.is_terminal", lambda: True)
+    monkeypatch.setattr("mnistctl.cli.progress.is_terminal", lambda: True)
     assert run_main("test", "--ckpt_path", "last", "--trainer.limit_test_batches", "2", "--num_threads", "2") == 0
     out, err = capsys.readouterr()
     assert re.search(r"Testing .*" + BAR.pattern, out), out

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import SWEEP_TINY, TINY, last_metric, read_csv, run_main
-from mnistctl.runs import resolve_ckpt_path
+from mnistctl.cli.checkpoints import resolve_ckpt_path
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
 RESUMABLE = [

@@ -57,7 +57,7 @@ def test_dry_run_expands_jobs_fast_without_torch(tmp_path):
     done = subprocess.run([command[0], "-X", "importtime", *command[1:]], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "hydra" in imported and "mnistctl.sweep_plan" in imported  # the importtime output is real
+    assert "hydra" in imported and "mnistctl.sweep.plan" in imported  # the importtime output is real
     heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "pytorch_lightning", "lightning", "torchvision"))
     assert heavy == []
     jobs = [line.split(None, 1)[1] for line in done.stdout.splitlines() if line.strip().startswith("#")]

@@ -1,6 +1,6 @@
 """The sweep's generated LightningCLI files stay in sync with the parser, and the groups fit them.
 
-    .venv/bin/python -m mnistctl.sweep_keys     # what to run when a test here fails
+    .venv/bin/python -m mnistctl.sweep.keys     # what to run when a test here fails
 
 configs/sweep/lightning.yaml (defaults) and lightning_keys.yaml (keys, init_args per class) are what
 `mnistctl sweep` composes from and what --dry-run checks against without torch; they are regenerated
@@ -14,14 +14,14 @@ import itertools
 import pytest
 import yaml
 
-from mnistctl.sweep_keys import DEFAULTS_FILE, KEYS_FILE, SWEEP_DIR, flatten, generate, load_keys
+from mnistctl.sweep.keys import DEFAULTS_FILE, KEYS_FILE, SWEEP_DIR, flatten, generate, load_keys
 
 GROUPS = {"criterion": "model.criterion", "optimizer": "optimizer"}
 
 
 def test_generated_files_match_the_lightning_cli_parser():
     for path, text in generate().items():
-        assert path.read_text() == text, f"{path.name} is stale: run 'python -m mnistctl.sweep_keys'"
+        assert path.read_text() == text, f"{path.name} is stale: run 'python -m mnistctl.sweep.keys'"
 
 
 def _options(group: str) -> list[str]:
@@ -49,7 +49,7 @@ def test_composed_sweep_config_covers_exactly_the_lightning_keys():
     from hydra import compose
     from omegaconf import OmegaConf
 
-    from mnistctl.sweep_plan import hydra_session
+    from mnistctl.sweep.plan import hydra_session
 
     keys = load_keys()
     expected = sorted([*keys.leaves, *(f"{k}[]" for k in keys.lists)])

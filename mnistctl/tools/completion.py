@@ -38,7 +38,7 @@ def _capture(self, *args, **kwargs):
 
 def lightning_parser():
     """MnistCLI's parser with all subcommands and options, built but not parsing anything."""
-    from mnistctl.cli import MnistCLI
+    from mnistctl.cli.mnist_cli import MnistCLI
 
     class ParserOnly(MnistCLI):
         def parse_arguments(self, parser, args) -> None:
@@ -53,7 +53,7 @@ def lightning_parser():
 
 def sweep_parser() -> argparse.ArgumentParser:
     """The parser `mnistctl sweep` builds, taken at the moment it would parse."""
-    from mnistctl import sweep
+    from mnistctl.sweep import command as sweep
 
     with (
         mock.patch.object(argparse.ArgumentParser, "parse_args", _capture),
@@ -80,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
 def completion_script(shell: str) -> str:
     import shtab
 
-    from mnistctl import configs_command, export
+    from mnistctl.tools import configs, export
 
     parser = lightning_parser()
     routed = {
         "sweep": (sweep_parser(), "fan out configurations with Hydra multirun"),
         "export": (export.build_parser(), "write a checkpoint as a TorchScript, ONNX or pt2 model"),
-        "configs": (configs_command.build_parser(), "list, print or copy the packaged configs"),
+        "configs": (configs.build_parser(), "list, print or copy the packaged configs"),
         "completion": (build_parser(), "print a shell completion script"),
     }
     for name, (sub, help_text) in routed.items():

@@ -27,8 +27,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from mnistctl import __version__
 from mnistctl.atomic import atomic_write
+from mnistctl.cli.progress import format_duration
 from mnistctl.console import shown
-from mnistctl.progress import format_duration
 
 log = logging.getLogger(__name__)
 FILENAME = "run.json"

@@ -1,6 +1,6 @@
 """Mini-batches cut by indexing one in-memory uint8 tensor: no per-sample PIL work, no workers.
 
-    python -c "import torch; from mnistctl.batches import TensorBatches; \
+    python -c "import torch; from mnistctl.data.batches import TensorBatches; \
 b = TensorBatches(torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10), 4); print(len(b))"
 
 Under DDP every rank takes its own shard of each epoch's permutation, padded by wrapping around as

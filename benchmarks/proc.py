@@ -1,6 +1,6 @@
 """Run one command as a child process and measure it: wall time, CPU time, peak memory of its process tree.
 
-    python -c "from mnistctl.bench_proc import measure; print(measure(['sleep', '1'], log='/tmp/log'))"
+    python -c "from benchmarks.proc import measure; print(measure(['sleep', '1'], log='/tmp/log'))"
 
 Peak memory is sampled from /proc every 0.5 s: `peak_rss_mb` is the child's own peak resident set
 (VmHWM), `tree_rss_mb` the peak of the summed RSS of the child and all its descendants (e.g. DataLoader
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -93,6 +94,8 @@ def measure(
     """Run `cmd`, its output to `log`; return rc, started_at (time.time()), wall_s, cpu_s (the tree's),
     peak_rss_mb and tree_rss_mb."""
     env = {**os.environ, **(env or {})}
+    # The measured commands load benchmarks.probe.BenchProbe: the repository root must be importable.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     with open(log, "wb") as sink:
         master = slave = None
         if tty:

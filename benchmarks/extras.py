@@ -1,8 +1,8 @@
 """The benchmark's measurements beyond A/B/C: time to 99%, start-up, predict throughput, sweep overhead.
 
-    python -m mnistctl.bench --skip abc     # only these (they train their own checkpoint if needed)
+    python -m benchmarks --skip abc     # only these (they train their own checkpoint if needed)
 
-Each runs the real `mnistctl` command as a child process (`bench_proc.measure`), and returns a dict
+Each runs the real `mnistctl` command as a child process (`proc.measure`), and returns a dict
 for the JSON report; a measurement that cannot run says why in `note` instead of failing the benchmark.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 
-from mnistctl.bench_proc import measure
+from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 
-PROBE = "mnistctl.bench_probe.BenchProbe"
+PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
 
 
@@ -80,9 +79,6 @@ def startup(work: Path, repeat: int = 3) -> dict:
     out["help_s"], rc = _median_wall([*mnistctl_cmd(), "--help"], work / "help.log", repeat)
     if rc:
         out["help_s"], out["help_note"] = None, f"exit {rc}, see help.log"
-    if find_spec("mnistctl.sweep") is None:
-        out["sweep_dry_run_s"], out["sweep_note"] = None, "skipped: mnistctl.sweep is not there yet"
-        return out
     cmd = [*mnistctl_cmd(), "sweep", "--dry-run", "criterion=ce,mse"]
     out["sweep_dry_run_s"], rc = _median_wall(cmd, work / "sweep_dry_run.log", repeat)
     if rc:
@@ -116,8 +112,6 @@ def _fit_seconds(run: Path) -> float | None:
 
 def sweep_overhead(work: Path, train_batches: int) -> dict:
     """A two-job sweep of tiny fits: (sweep wall - sum of the jobs' fit times) / jobs."""
-    if find_spec("mnistctl.sweep") is None:
-        return {"note": "skipped: mnistctl.sweep is not there yet"}
     folder = work / "sweep"
     overrides = ["criterion=ce,mse", "trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
     result = measure([*mnistctl_cmd(), "sweep", *overrides, f"hydra.sweep.dir={folder}"], work / "sweep.log", cwd=work)

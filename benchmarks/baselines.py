@@ -1,7 +1,7 @@
-"""The two baselines `mnistctl.bench` measures mnistctl against, each meant to run in its own process.
+"""The two baselines `benchmarks` measures mnistctl against, each meant to run in its own process.
 
-    python -m mnistctl.bench_baselines recipe --samples 3200 --json /tmp/a.json   # A
-    python -m mnistctl.bench_baselines plain --samples 3200 --json /tmp/b.json    # B
+    python -m benchmarks.baselines recipe --samples 3200 --json /tmp/a.json   # A
+    python -m benchmarks.baselines plain --samples 3200 --json /tmp/b.json    # B
 
 A, `recipe`: the original recipe's pipeline: torchvision `MNIST` with `ToTensor()`, a `DataLoader`
 (batch 32, 4 workers, shuffle), Adam 1e-3 in a stock Lightning Trainer, the recipe's LightningModule.
@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mnistctl.mnist_files import prepare_root
+from mnistctl.data.mnist_files import prepare_root
 from mnistctl.network import CNN
 
 TRAIN, VAL, SPLIT_SEED = 55_000, 5_000, 42
@@ -37,7 +37,7 @@ def run_recipe(samples: int, json_path: str, batch_size: int = 32, workers: int 
     from torchmetrics import Accuracy
     from torchvision import datasets, transforms
 
-    from mnistctl.bench_probe import BenchProbe
+    from benchmarks.probe import BenchProbe
 
     class RecipeCNN(LightningModule):
         """The recipe's LightningModule (seeds/000): logs loss and accuracy per epoch; Adam 1e-3."""
@@ -142,7 +142,7 @@ def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mnistctl.bench_baselines", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.baselines", description=__doc__.split("\n")[0])
     parser.add_argument("which", choices=["recipe", "plain"])
     parser.add_argument("--samples", type=int, default=TRAIN, help="training images (at most one epoch, 55,000)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 32 (recipe), 128 (plain)")

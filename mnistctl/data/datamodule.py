@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningDataModule
 
-from mnistctl.batches import TensorBatches
+from mnistctl.data.batches import TensorBatches
+from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
-from mnistctl.mnist_files import prepare_root
 
 TRAIN_SIZE = 60_000
 
@@ -28,7 +28,7 @@ class MNISTDataModule(LightningDataModule):
         download: fetch MNIST through torchvision when `data_dir` has no copy (needs network).
         batch_size: samples per training batch.
         eval_batch_size: samples per validation/test/predict batch (256: on CPU its activations still
-            fit in cache; 1000 predicts ~40% slower, `python -m mnistctl.bench`).
+            fit in cache; 1000 predicts ~40% slower, `python -m benchmarks`).
         val_size: images held out of the 60,000 training images for validation.
         split_seed: seed of the train/validation split; recorded in checkpoints so evaluation
             reuses the same split.
@@ -89,7 +89,7 @@ class MNISTDataModule(LightningDataModule):
             "test": (test.data, test.targets, None),
         }
         if stage == "predict" and self.hparams.predict_dir:
-            from mnistctl.images import load_digit_folder
+            from mnistctl.data.images import load_digit_folder
 
             images, names, skipped = load_digit_folder(self.hparams.predict_dir)
             self.predict_names = names

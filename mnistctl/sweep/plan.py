@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from mnistctl.errors import UsageError
-from mnistctl.sweep_keys import CLASS_SECTIONS, DEFAULTS_FILE, GROUP_SECTIONS, SWEEP_DIR, Keys, load_keys
+from mnistctl.sweep.keys import CLASS_SECTIONS, DEFAULTS_FILE, GROUP_SECTIONS, SWEEP_DIR, Keys, load_keys
 
 CONFIG_NAME = "sweep"
 JOB_NAME = "mnistctl-sweep"
@@ -127,7 +127,7 @@ def make_plan(overrides: list[str]) -> Plan:
 
 def _flag_duplicates(jobs: list[Job]) -> None:
     """Jobs are identified by their overrides (for --resume), so two jobs may not share them (a=1,1)."""
-    from mnistctl.sweep_job import job_key
+    from mnistctl.sweep.job import job_key
 
     first: dict[str, int] = {}
     for number, job in enumerate(jobs):

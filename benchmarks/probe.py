@@ -1,8 +1,8 @@
 """BenchProbe: a passive Lightning callback that times training and prediction and writes them as JSON.
 
-    mnistctl fit --trainer.callbacks+=mnistctl.bench_probe.BenchProbe --trainer.callbacks.path probe.json
+    mnistctl fit --trainer.callbacks+=benchmarks.probe.BenchProbe --trainer.callbacks.path probe.json
 
-`python -m mnistctl.bench` adds it to the runs it measures, so every figure comes from the same clock.
+`python -m benchmarks` adds it to the runs it measures, so every figure comes from the same clock.
 Training time is the sum over epochs of [epoch start, end of its last training batch] minus any
 validation inside that window: it includes fetching batches (and starting DataLoader workers), and
 leaves out start-up, sanity checks, end-of-epoch validation, checkpointing and testing. Under DDP,

@@ -4,7 +4,7 @@
 
 Hydra's compose API loads the packaged tree configs/sweep/ (sweep.yaml: the whole LightningCLI config,
 groups criterion/, optimizer/, search/) and its multirun machinery runs the jobs through the chosen
-launcher and sweeper plugins. Each job runs in <sweep>/<job>/ (see sweep_job.py); at the end
+launcher and sweeper plugins. Each job runs in <sweep>/<job>/ (see job.py); at the end
 summary.csv, summary.json and val_curves.png are written and a table sorted by val/acc is printed.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
-from mnistctl.sweep_job import SWEEP_PID_ENV
-from mnistctl.sweep_keys import SWEEP_DIR
-from mnistctl.sweep_plan import CONFIG_NAME, Plan, cores, hydra_session, make_plan, one_line
+from mnistctl.sweep.job import SWEEP_PID_ENV
+from mnistctl.sweep.keys import SWEEP_DIR
+from mnistctl.sweep.plan import CONFIG_NAME, Plan, cores, hydra_session, make_plan, one_line
 
 log = logging.getLogger(__name__)
 MANIFEST = "sweep.json"  # the sweep's overrides, for --resume
@@ -83,7 +83,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.summary:
-        from mnistctl.sweep_summary import summarize
+        from mnistctl.sweep.summary import summarize
 
         summarize(_existing_sweep(args.summary), write_files=False)
         return 0
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         sweep_dir = _claim(sweep_dir, resume_dir, overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
         status = _multirun(plan, sweep_dir)
-    from mnistctl.sweep_summary import summarize
+    from mnistctl.sweep.summary import summarize
 
     rows = summarize(sweep_dir) if any(sweep_dir.glob("*/job.json")) else []
     failed = [r for r in rows if r["status"] != "completed"]
@@ -123,7 +123,7 @@ def _multirun(plan: Plan, sweep_dir: Path) -> str:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from mnistctl.sweep_job import run_job
+    from mnistctl.sweep.job import run_job
 
     overrides = [*plan.overrides, *plan.extra_overrides, f"{SWEEP_DIR_KEY}={_quote(str(sweep_dir))}"]
     task = functools.partial(run_job, parallel=plan.parallel)

@@ -129,7 +129,7 @@ def _write_atomically(path: Path, save: Callable[[str], None]) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from mnistctl.runs import load_checkpoint, resolve_ckpt_path, run_dir_of
+    from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path, run_dir_of
 
     ckpt_path = resolve_ckpt_path(args.ckpt_path, args.runs_dir)
     module = serving_module(load_checkpoint(ckpt_path))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
-from mnistctl.sweep_job import JOB_FILE, read_record
+from mnistctl.sweep.job import JOB_FILE, read_record
 
 COLUMNS = [
     "job",
@@ -124,7 +124,7 @@ def summarize(sweep_dir: Path, write_files: bool = True) -> list[dict]:
         raise UsageError(f"{sweep_dir} holds no sweep jobs (no */{JOB_FILE}); give a folder made by 'mnistctl sweep'")
     stats = config_stats(rows)
     if write_files:
-        from mnistctl.sweep_plot import plot_val_curves
+        from mnistctl.sweep.plot import plot_val_curves
 
         write(sweep_dir, rows, stats)
         plot_val_curves(rows, sweep_dir / "val_curves.png", _common(rows))

@@ -24,20 +24,20 @@ import torch
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from mnistctl.checkpoint_io import AtomicCheckpointIO
-from mnistctl.config_checks import check_config
+from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
+from mnistctl.cli.checkpoints import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
+from mnistctl.cli.config_checks import check_config
+from mnistctl.cli.interrupts import InterruptCheckpoint
+from mnistctl.cli.manifest import RunManifest
+from mnistctl.cli.predictions import PredictionsCSV
+from mnistctl.cli.progress import default_progress
+from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
 from mnistctl.data import MNISTDataModule
+from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
-from mnistctl.interrupts import InterruptCheckpoint
-from mnistctl.manifest import RunManifest
-from mnistctl.mnist_files import prepare_root
 from mnistctl.model import MNISTClassifier
-from mnistctl.predict import PredictionsCSV
-from mnistctl.progress import default_progress
-from mnistctl.rng_state import RNGStateCallback
-from mnistctl.runs import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
 from mnistctl.schedules import OneCycle
 
 # The model's own configure_optimizers serves plain-Python use; under the CLI --optimizer wins, as intended.
@@ -52,7 +52,7 @@ warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
 
 # At exit, skip the final garbage collection of the millions of objects torch and Lightning create: every
-# command ends 1.6 s sooner on 2 CPU cores (`python -m mnistctl.bench`). Refcounted objects and files still close.
+# command ends 1.6 s sooner on 2 CPU cores (`python -m benchmarks`). Refcounted objects and files still close.
 atexit.register(gc.freeze)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")

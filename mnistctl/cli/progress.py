@@ -54,7 +54,7 @@ class Progress(RichProgressBar):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         # Update the bar twice a second: a rich redraw with its metrics costs ~15 ms of CPU on 2 cores, so
-        # at 10 a second the bar took 14% of training throughput at batch 128 (`python -m mnistctl.bench`);
+        # at 10 a second the bar took 14% of training throughput at batch 128 (`python -m benchmarks`);
         # reading the metrics also syncs a GPU.
         now = time.monotonic()
         if now - self._drawn < REDRAW_EVERY_S and batch_idx + 1 < self.total_train_batches:

@@ -1,16 +1,16 @@
 """Benchmark: mnistctl against the original recipe and a plain PyTorch loop, side by side, on this machine.
 
-    python -m mnistctl.bench --quick --json bench.json    # about a minute; `make bench-quick`
-    python -m mnistctl.bench                              # one epoch each, plus time to 99% (~5 min)
+    python -m benchmarks --quick --json bench.json    # about a minute; `make bench-quick`
+    python -m benchmarks                              # one epoch each, plus time to 99% (~5 min)
 
 Runs, each in its own process, the same CNN on the same number of training images:
   A  the original recipe: torchvision MNIST + ToTensor, DataLoader(batch 32, 4 workers), Lightning;
   B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size and learning rate;
   C  `mnistctl fit` with its default config (configs/base.yaml), limited to the same images.
-Training time is timed inside each process with one clock (`bench_probe`), wall time and peak memory
-(PSS of the process tree) from outside (`bench_proc`). Then: wall time of `mnistctl fit --config
-configs/fast.yaml` to 99% test accuracy, start-up of `--help` and `sweep --dry-run`, `predict`
-throughput and the per-job overhead of a two-job sweep (`bench_extras`). It asserts nothing about speed.
+Training time is timed inside each process with one clock (`probe.py`), wall time and peak memory
+(the peak resident set of the process and of its tree) from outside (`proc.py`). Then: wall time of
+`mnistctl fit --config configs/fast.yaml` to 99% test accuracy, start-up of `--help` and `sweep --dry-run`, `predict`
+throughput and the per-job overhead of a two-job sweep (`extras.py`). It asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from mnistctl import bench_extras as extras
-from mnistctl.bench_proc import measure
+from benchmarks import extras
+from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 
 EPOCH = 55_000
@@ -52,7 +52,7 @@ def _finish(row: dict, probe: dict) -> dict:
 
 def run_abc(work: Path, samples: int, threads: int | None) -> tuple[dict, Path | None]:
     batch, lr = default_settings()
-    base = [sys.executable, "-m", "mnistctl.bench_baselines"]
+    base = [sys.executable, "-m", "benchmarks.baselines"]
     thread_flag = ["--threads", str(threads)] if threads else []
     rows = {}
     for key, what, cmd, bs in [
@@ -107,7 +107,7 @@ def machine() -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m mnistctl.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SAMPLES} images, no time-to-99%% run")
     parser.add_argument("--samples", type=int, default=None, help=f"training images for A, B, C (max {EPOCH})")
     parser.add_argument("--seeds", type=int, default=1, help="seeds of the time-to-99%% run (median reported)")
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mnistctl.bench_table import print_report
+    from benchmarks.table import print_report
 
     args = parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="mnistctl-bench-")).resolve()

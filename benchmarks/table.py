@@ -1,6 +1,6 @@
-"""Print a `mnistctl.bench` report as rich tables.
+"""Print a `benchmarks` report as rich tables.
 
-python -c "import json; from mnistctl.bench_table import print_report; print_report(json.load(open('bench.json')))"
+python -c "import json; from benchmarks.table import print_report; print_report(json.load(open('bench.json')))"
 """
 
 from __future__ import annotations

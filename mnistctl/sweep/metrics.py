@@ -1,6 +1,6 @@
 """What a finished sweep job achieved, read from its run folder without importing torch.
 
-    python -c "from mnistctl.sweep_metrics import run_metrics; print(run_metrics('sweeps/<time>/0'))"
+    python -c "from mnistctl.sweep.metrics import run_metrics; print(run_metrics('sweeps/<time>/0'))"
 
 The fit writes `<job>/runs/<name>/version_N/metrics.csv` (CSVLogger): val/acc per epoch, then
 test/acc of the best checkpoint. The best checkpoint is the one the fit tested, as Lightning logs it.

@@ -1,6 +1,6 @@
 """Find, verify and unpack the MNIST IDX files that torchvision's `MNIST` reader loads.
 
-    python -c "from mnistctl.mnist_files import prepare_root; print(prepare_root(None))"
+    python -c "from mnistctl.data.mnist_files import prepare_root; print(prepare_root(None))"
 
 The package ships the four gzip files (CC BY-SA 3.0, Y. LeCun, C. Cortes, C. J. C. Burges). On first
 use they are unpacked into a user cache folder laid out as torchvision expects (`<root>/MNIST/raw/`),
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mnistctl.errors import UsageError
 
-# SHA-256 of the uncompressed IDX files, as listed in mnistctl/mnist_data/SHA256SUMS.
+# SHA-256 of the uncompressed IDX files, as listed in mnistctl/data/mnist/SHA256SUMS.
 SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -36,7 +36,7 @@ def cache_root() -> Path:
 
 
 def bundled_dir() -> Path:
-    return Path(str(resources.files("mnistctl") / "mnist_data"))
+    return Path(str(resources.files("mnistctl.data") / "mnist"))
 
 
 def sha256_of(path: Path) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from mnistctl.atomic import atomic_write
-from mnistctl.sweep_metrics import best_checkpoint, run_metrics
+from mnistctl.sweep.metrics import best_checkpoint, run_metrics
 
 log = logging.getLogger(__name__)
 JOB_FILE, CONFIG_FILE = "job.json", "job.yaml"
