@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
+from mnistctl.layout import read_record
 
 PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
@@ -103,11 +104,9 @@ def predict(work: Path, ckpt: Path | None, threads: int | None) -> dict:
 
 
 def _fit_seconds(run: Path) -> float | None:
-    """A job's fit time from its run folder: config.yaml (written at setup) to last.ckpt (after the last epoch)."""
-    config, last = run / "config.yaml", run / "checkpoints" / "last.ckpt"
-    if not (config.is_file() and last.is_file()):
-        return None
-    return last.stat().st_mtime - config.stat().st_mtime
+    """A job's fit time, set-up to end (training and the test after it), from its run.json."""
+    record = read_record(run)
+    return record.get("wall_time_s") if record else None
 
 
 def sweep_overhead(work: Path, train_batches: int) -> dict:

@@ -16,8 +16,8 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import CSVLogger
 
-from mnistctl.cli.checkpoints import run_dir_of
 from mnistctl.console import shown
+from mnistctl.layout import evaluation_dir, run_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,9 @@ def _gather(pl_module: LightningModule, t: torch.Tensor) -> torch.Tensor:
 
 def _test_folder(trainer: Trainer) -> Path:
     if trainer.ckpt_path:
-        return run_dir_of(Path(trainer.ckpt_path)) / "test"
+        return evaluation_dir(run_dir_of(Path(trainer.ckpt_path)), "test")
     logger = _csv_logger(trainer)
-    return Path(logger.log_dir if logger else trainer.default_root_dir) / "test"
+    return evaluation_dir(Path(logger.log_dir if logger else trainer.default_root_dir), "test")
 
 
 def _run_title(log_dir: str) -> str:

@@ -1,10 +1,8 @@
-"""Run folders: allocate one per fit, find the newest, and resolve `--ckpt_path last|best|NAME`.
+"""Checkpoints: load one safely, and resolve `--ckpt_path last|best|NAME` to a file.
 
     mnistctl test --ckpt_path best      # best checkpoint of the newest fit run under runs/
 
-A run folder is `<save_dir>/<name>/version_N/` with `config.yaml`, `checkpoints/`, `metrics.csv` and
-TensorBoard events. Folders are created with an exclusive mkdir, so two fits started at the same
-moment never share one.
+Where runs and their checkpoints live is `mnistctl.layout`'s business; this module reads them.
 """
 
 from __future__ import annotations
@@ -13,33 +11,7 @@ import os
 from pathlib import Path
 
 from mnistctl.errors import UsageError
-
-CHECKPOINTS = "checkpoints"
-
-
-def allocate_run_dir(save_dir: str | os.PathLike, name: str) -> Path:
-    """Create and return the next free `<save_dir>/<name>/version_N`, as an absolute path.
-
-    Absolute, because ModelCheckpoint compares its saved dirpath with the current one on resume:
-    the same folder spelt differently would make it version `last.ckpt` as `last-v1.ckpt`.
-    """
-    parent = Path(save_dir).resolve() / name
-    parent.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.name[8:]) for p in parent.glob("version_*") if p.name[8:].isdigit()]
-    version = max(taken, default=-1) + 1
-    while True:
-        candidate = parent / f"version_{version}"
-        try:
-            candidate.mkdir(parents=True)  # parents: a failed fit may just have removed an empty <name>/
-            return candidate
-        except FileExistsError:  # another process took it between glob and mkdir
-            version += 1
-
-
-def run_dir_of(ckpt: Path) -> Path:
-    """The run folder that made a checkpoint: `<run>/checkpoints/x.ckpt` -> `<run>`."""
-    ckpt = ckpt.resolve()
-    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINTS else ckpt.parent
+from mnistctl.layout import checkpoints_dir, fit_runs, last_checkpoint
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -70,22 +42,14 @@ def _loads(path: Path) -> bool:
         return False
 
 
-def fit_runs(save_dir: str | os.PathLike) -> list[Path]:
-    """Run folders under save_dir that hold checkpoints, newest checkpoint first."""
-    runs = {p.parent.parent for p in Path(save_dir).glob(f"*/*/{CHECKPOINTS}/*.ckpt")}
-    return sorted(
-        runs, key=lambda run: max(c.stat().st_mtime for c in (run / CHECKPOINTS).glob("*.ckpt")), reverse=True
-    )
-
-
 def best_checkpoint(run: Path) -> Path | None:
     """The best checkpoint ModelCheckpoint recorded in the run's last.ckpt, if it still loads."""
-    last = run / CHECKPOINTS / "last.ckpt"
+    last = last_checkpoint(run)
     if not last.is_file() or not _loads(last):
         return None
     for key, state in load_checkpoint(last).get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
-            best = run / CHECKPOINTS / Path(state["best_model_path"]).name
+            best = checkpoints_dir(run) / Path(state["best_model_path"]).name
             if best.is_file() and _loads(best):
                 return best
     return None
@@ -100,7 +64,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
     path = Path(value).expanduser()
     if value in ("last", "best"):
         for run in fit_runs(save_dir):
-            candidate = best_checkpoint(run) if value == "best" else run / CHECKPOINTS / "last.ckpt"
+            candidate = best_checkpoint(run) if value == "best" else last_checkpoint(run)
             if candidate is not None and candidate.is_file() and _loads(candidate):
                 return candidate
         raise UsageError(
@@ -112,7 +76,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
         return path.resolve()
     if path.parent == Path(".") and path.suffix == ".ckpt":
         for run in fit_runs(save_dir):
-            candidate = run / CHECKPOINTS / path.name
+            candidate = checkpoints_dir(run) / path.name
             if candidate.is_file() and _loads(candidate):
                 return candidate
         raise UsageError(

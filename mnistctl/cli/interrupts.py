@@ -15,8 +15,9 @@ from pathlib import Path
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mnistctl.layout import INTERRUPTED
+
 log = logging.getLogger(__name__)
-INTERRUPTED = "interrupted.ckpt"
 
 
 class InterruptCheckpoint(Callback):

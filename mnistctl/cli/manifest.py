@@ -29,9 +29,9 @@ from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.cli.progress import format_duration
 from mnistctl.console import shown
+from mnistctl.layout import RUN_RECORD
 
 log = logging.getLogger(__name__)
-FILENAME = "run.json"
 
 
 class RunManifest(Callback):
@@ -46,7 +46,7 @@ class RunManifest(Callback):
 
     def __init__(self, folder: Path, subcommand: str, argv: list[str], config) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / FILENAME
+        self.path = self.folder / RUN_RECORD
         self._t0 = time.monotonic()
         config_files = [str(Path(str(p)).resolve()) for p in (config.get("config") or [])]
         self.record: dict = {
@@ -67,6 +67,7 @@ class RunManifest(Callback):
             "epochs_completed": 0,
             "checkpoints": {},
             "metrics": {},
+            "history": [],  # fit: one entry per completed epoch, {"epoch": e, "train/loss": ..., "val/acc": ...}
             "outputs": [],
             "error": None,
             "device": None,
@@ -85,7 +86,10 @@ class RunManifest(Callback):
         self._write()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Validation at the end of an epoch runs before this hook: its val/* are this epoch's.
         self.record["epochs_completed"] = trainer.current_epoch + 1
+        epoch = {"epoch": trainer.current_epoch, **_stage_metrics(trainer, ("train", "val"))}
+        self.record["history"] = [h for h in self.record["history"] if h["epoch"] != trainer.current_epoch] + [epoch]
         self._update(trainer)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -108,8 +112,7 @@ class RunManifest(Callback):
         self._update(trainer)
 
     def _update(self, trainer: Trainer) -> None:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k and v.numel() == 1}
-        self.record["metrics"].update(metrics)
+        self.record["metrics"].update(_stage_metrics(trainer))
         callback = trainer.checkpoint_callback
         # Only while fitting: testing a checkpoint restores the callback state saved in it, which is older.
         if trainer.state.fn == "fit" and callback is not None and getattr(callback, "best_model_path", None):
@@ -160,7 +163,9 @@ class RunManifest(Callback):
         return "\n".join(lines)
 
     def _outputs(self, trainer: Trainer) -> list[str]:
-        files = [p for p in self.folder.rglob("*") if p.is_file() and p.name != FILENAME and not p.name.startswith(".")]
+        files = [
+            p for p in self.folder.rglob("*") if p.is_file() and p.name != RUN_RECORD and not p.name.startswith(".")
+        ]
         for callback in trainer.callbacks:  # files written outside the folder, e.g. --predictions.path
             for attr in ("written", "skipped_file"):
                 value = getattr(callback, attr, None)
@@ -180,6 +185,15 @@ class RunManifest(Callback):
         with atomic_write(self.path) as f:
             json.dump(self.record, f, indent=2)
             f.write("\n")
+
+
+def _stage_metrics(trainer: Trainer, stages: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The logged `stage/name` scalars (train/loss, val/acc, ...), optionally of some stages only."""
+    return {
+        k: float(v)
+        for k, v in trainer.callback_metrics.items()
+        if "/" in k and v.numel() == 1 and (stages is None or k.split("/", 1)[0] in stages)
+    }
 
 
 def versions() -> dict[str, str]:

@@ -24,8 +24,9 @@ import torch
 from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from mnistctl import layout
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
-from mnistctl.cli.checkpoints import CHECKPOINTS, allocate_run_dir, load_checkpoint, resolve_ckpt_path, run_dir_of
+from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_config
 from mnistctl.cli.interrupts import InterruptCheckpoint
 from mnistctl.cli.manifest import RunManifest
@@ -151,22 +152,23 @@ class MnistCLI(LightningCLI):
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         if self.subcommand == "fit":
-            self.run_dir = run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else _allocate(config)
+            self.run_dir = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else _allocate(config)
             _point_loggers_at(config, self.run_dir)
         else:
-            self.run_dir = run_dir_of(Path(config.ckpt_path))
+            self.run_dir = layout.run_dir_of(Path(config.ckpt_path))
             # Evaluation metrics go to <run>/<subcommand>/metrics.csv, beside the fit that made the checkpoint.
+            folder = layout.evaluation_dir(self.run_dir, self.subcommand)
             config.trainer.logger = Namespace(
                 class_path="pytorch_lightning.loggers.CSVLogger",
-                init_args=Namespace(save_dir=str(self.run_dir), name="", version=self.subcommand),
+                init_args=Namespace(save_dir=str(folder.parent), name="", version=folder.name),
             )
             # Checkpointing and early stopping belong to fit; under evaluation they only warn.
             callbacks = config.trainer.callbacks or []
             config.trainer.callbacks = [c for c in callbacks if _class_name(c) not in FIT_ONLY_CALLBACKS]
             if self.subcommand == "predict" and not config.predictions.path:
-                config.predictions.path = str(self.run_dir / "predictions.csv")
+                config.predictions.path = str(layout.default_predictions(self.run_dir))
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
-        folder = self.run_dir if self.subcommand == "fit" else self.run_dir / self.subcommand
+        folder = self.run_dir if self.subcommand == "fit" else layout.evaluation_dir(self.run_dir, self.subcommand)
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config)
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
@@ -201,7 +203,7 @@ class MnistCLI(LightningCLI):
 
     def _discard_empty_run(self) -> None:
         """A fit that failed before its first checkpoint leaves no run folder behind."""
-        if self.subcommand == "fit" and not any((self.run_dir / CHECKPOINTS).glob("*.ckpt")):
+        if self.subcommand == "fit" and not any(layout.checkpoints_dir(self.run_dir).glob("*.ckpt")):
             shutil.rmtree(self.run_dir, ignore_errors=True)
             for parent in (self.run_dir.parent, self.run_dir.parent.parent):  # runs/<name>, then runs
                 try:
@@ -291,7 +293,7 @@ def _runs_root(config: Namespace) -> str:
     for logger in _loggers(config):
         if logger.init_args.get("save_dir"):
             return str(logger.init_args.save_dir)
-    return "runs"
+    return layout.RUNS_ROOT
 
 
 def _allocate(config: Namespace) -> Path:
@@ -301,7 +303,7 @@ def _allocate(config: Namespace) -> Path:
         return Path(os.environ[SHARED_RUN_DIR_ENV])
     loggers = _loggers(config)
     name = next((str(lg.init_args.name) for lg in loggers if lg.init_args.get("name")), "mnist")
-    run_dir = allocate_run_dir(_runs_root(config), name)
+    run_dir = layout.allocate_run_dir(_runs_root(config), name)
     os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
     return run_dir
 

@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 
 from mnistctl import __version__
+from mnistctl.argparser import OneLineParser
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
+from mnistctl.layout import SWEEP_RECORD, job_dirs
 from mnistctl.sweep.job import SWEEP_PID_ENV
 from mnistctl.sweep.keys import SWEEP_DIR
 from mnistctl.sweep.plan import CONFIG_NAME, Plan, cores, hydra_session, make_plan, one_line
 
 log = logging.getLogger(__name__)
-MANIFEST = "sweep.json"  # the sweep's overrides, for --resume
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 
 
@@ -57,13 +58,8 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"sweep: {message} (see 'mnistctl sweep --help')")
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="mnistctl sweep",
         description="Run every combination of the overrides as its own 'mnistctl fit' job (Hydra multirun), "
         "then write summary.csv, summary.json, val_curves.png and print a table sorted by val/acc.",
@@ -107,7 +103,7 @@ def main(argv: list[str]) -> int:
         status = _multirun(plan, sweep_dir)
     from mnistctl.sweep.summary import summarize
 
-    rows = summarize(sweep_dir) if any(sweep_dir.glob("*/job.json")) else []
+    rows = summarize(sweep_dir) if job_dirs(sweep_dir) else []
     failed = [r for r in rows if r["status"] != "completed"]
     if status == "interrupted":
         sys.stderr.write(f"mnistctl sweep: interrupted; finish it with: mnistctl sweep --resume {sweep_dir}\n")
@@ -132,7 +128,7 @@ def _multirun(plan: Plan, sweep_dir: Path) -> str:
     except KeyboardInterrupt:
         return "interrupted"
     except HydraException as err:
-        if not any(sweep_dir.glob("*/job.json")):
+        if not job_dirs(sweep_dir):
             raise UsageError(f"sweep could not start: {one_line(err)}") from None
         log.error("the sweep stopped early: %s", one_line(err))
         return "stopped"
@@ -152,10 +148,10 @@ def _existing_sweep(path: str) -> Path:
 
 def _resumed_overrides(sweep_dir: Path, extra: list[str]) -> list[str]:
     try:
-        saved = json.loads((sweep_dir / MANIFEST).read_text())["overrides"]
+        saved = json.loads((sweep_dir / SWEEP_RECORD).read_text())["overrides"]
     except (OSError, ValueError, KeyError):
         raise UsageError(
-            f"{sweep_dir} has no readable {MANIFEST}; --resume needs a folder made by 'mnistctl sweep'"
+            f"{sweep_dir} has no readable {SWEEP_RECORD}; --resume needs a folder made by 'mnistctl sweep'"
         ) from None
     if any(not o.startswith(("hydra/launcher=", "hydra.launcher.")) for o in extra):
         raise UsageError(
@@ -190,14 +186,14 @@ def _claim(sweep_dir: Path | None, resume_dir: Path | None, overrides: list[str]
     else:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:  # an exclusive create: of two sweeps started at once into one folder, exactly one gets it
-            os.close(os.open(sweep_dir / MANIFEST, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(sweep_dir / SWEEP_RECORD, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             raise UsageError(
                 f"{SWEEP_DIR_KEY}={sweep_dir} already holds a sweep; finish it with "
                 f"'mnistctl sweep --resume {sweep_dir}' or choose another folder"
             ) from None
     manifest = {"overrides": overrides, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "mnistctl": __version__}
-    with atomic_write(sweep_dir / MANIFEST) as f:
+    with atomic_write(sweep_dir / SWEEP_RECORD) as f:
         json.dump(manifest, f, indent=2)
     return sweep_dir
 

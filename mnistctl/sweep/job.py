@@ -25,11 +25,12 @@ from pathlib import Path
 
 import yaml
 
+from mnistctl import layout
 from mnistctl.atomic import atomic_write
-from mnistctl.sweep.metrics import best_checkpoint, run_metrics
+from mnistctl.layout import JOB_CONFIG, JOB_RECORD
+from mnistctl.sweep.metrics import run_metrics
 
 log = logging.getLogger(__name__)
-JOB_FILE, CONFIG_FILE = "job.json", "job.yaml"
 SWEEP_PID_ENV = "MNISTCTL_SWEEP_PID"  # set by `mnistctl sweep`, inherited by the launcher's worker processes
 
 
@@ -52,23 +53,20 @@ def job_key(overrides: list[str]) -> str:
 
 
 def read_record(job_dir: Path) -> dict | None:
-    try:
-        return json.loads((job_dir / JOB_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return layout.read_record(job_dir, JOB_RECORD)
 
 
 def write_record(job_dir: Path, record: dict) -> None:
-    with atomic_write(job_dir / JOB_FILE) as f:
+    with atomic_write(job_dir / JOB_RECORD) as f:
         json.dump(record, f, indent=2)
 
 
 def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
     """The folder in which a job with these overrides already ran, if any (jobs may be renumbered)."""
-    for path in sorted(sweep_dir.glob(f"*/{JOB_FILE}")):
-        record = read_record(path.parent)
+    for job_dir in layout.job_dirs(sweep_dir):
+        record = read_record(job_dir)
         if record and record.get("key") == key:
-            return path.parent
+            return job_dir
     return None
 
 
@@ -94,7 +92,7 @@ def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
     loggers = tree["trainer"].get("logger")
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         if isinstance(logger, dict) and "save_dir" in (logger.get("init_args") or {}):
-            logger["init_args"]["save_dir"] = "runs"  # relative: the fit runs in the job folder
+            logger["init_args"]["save_dir"] = layout.RUNS_ROOT  # relative: the fit runs in the job folder
     # Paths the user gave relative to where the sweep started, made absolute for the job folder.
     for section, key in (("data", "data_dir"), ("data", "predict_dir"), ("predictions", "path")):
         value = (tree.get(section) or {}).get(key)
@@ -104,8 +102,8 @@ def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
 
 
 def last_checkpoint(job_dir: Path) -> Path | None:
-    found = sorted(job_dir.glob("runs/*/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    run = layout.job_run_dir(job_dir)
+    return layout.last_checkpoint(run) if run is not None and layout.last_checkpoint(run).is_file() else None
 
 
 def run_job(cfg, parallel: int = 1) -> JobResult:
@@ -123,11 +121,11 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         return JobResult(previous)
     threads = threads_per_job(parallel)
     tree = lightning_config(cfg, threads, Path(hydra.runtime.cwd))
-    with atomic_write(job_dir / CONFIG_FILE) as f:
+    with atomic_write(job_dir / JOB_CONFIG) as f:
         f.write(f"# mnistctl sweep job {job_dir.name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n")
-        f.write(f"# Re-run by hand: cd {job_dir} && mnistctl fit --config {CONFIG_FILE}\n")
+        f.write(f"# Re-run by hand: cd {job_dir} && mnistctl fit --config {JOB_CONFIG}\n")
         yaml.safe_dump(tree, f, sort_keys=False)
-    command = [sys.executable, "-m", "mnistctl", "fit", "--config", CONFIG_FILE]
+    command = [sys.executable, "-m", "mnistctl", "fit", "--config", JOB_CONFIG]
     # An interrupted job continues from its last.ckpt; a failed one starts again in a new run folder.
     resume_from = last_checkpoint(job_dir) if previous.get("status") in ("running", "interrupted") else None
     if resume_from is not None:
@@ -155,8 +153,7 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         write_record(job_dir, record)
         raise
     record["wall_s"] = round(earlier + time.perf_counter() - started, 2)
-    record.update(run_metrics(job_dir))
-    record["best_ckpt"] = best_checkpoint(job_dir, stderr, sweep_dir)
+    record.update(run_metrics(job_dir, sweep_dir))
     record["status"] = "completed" if returncode == 0 else "failed"
     record["returncode"] = returncode
     record["error"] = None if returncode == 0 else _error_line(returncode, stderr)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
-from mnistctl.sweep.job import JOB_FILE, read_record
+from mnistctl.layout import JOB_RECORD, job_dirs
+from mnistctl.sweep.job import read_record
 
 COLUMNS = [
     "job",
@@ -38,7 +39,7 @@ SEED_KEYS = ("seed", "seed_everything")
 
 def collect(sweep_dir: Path) -> list[dict]:
     """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last)."""
-    records = [r for p in sorted(sweep_dir.glob(f"*/{JOB_FILE}")) if (r := read_record(p.parent))]
+    records = [r for job_dir in job_dirs(sweep_dir) if (r := read_record(job_dir))]
     return sorted(records, key=lambda r: (r.get("val_acc") is None, -(r.get("val_acc") or 0), str(r["job"])))
 
 
@@ -121,7 +122,7 @@ def summarize(sweep_dir: Path, write_files: bool = True) -> list[dict]:
     """Collect the jobs, write summary.csv/json and the val/acc plot (unless read-only), print the table."""
     rows = collect(sweep_dir)
     if not rows:
-        raise UsageError(f"{sweep_dir} holds no sweep jobs (no */{JOB_FILE}); give a folder made by 'mnistctl sweep'")
+        raise UsageError(f"{sweep_dir} holds no sweep jobs (no */{JOB_RECORD}); give a folder made by 'mnistctl sweep'")
     stats = config_stats(rows)
     if write_files:
         from mnistctl.sweep.plot import plot_val_curves

@@ -15,6 +15,7 @@ import argparse
 import sys
 from unittest import mock
 
+from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
 
 SHELLS = ("bash", "zsh", "tcsh")
@@ -66,13 +67,8 @@ def sweep_parser() -> argparse.ArgumentParser:
     raise RuntimeError("mnistctl sweep did not build a parser")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, as the rest of mnistctl reports bad flags
-        raise UsageError(f"completion: {message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mnistctl completion", description="Print a shell completion script.")
+    parser = OneLineParser(prog="mnistctl completion", description="Print a shell completion script.")
     parser.add_argument("shell", choices=SHELLS, help="the shell to complete in")
     return parser
 

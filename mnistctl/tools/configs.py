@@ -15,17 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from mnistctl.argparser import OneLineParser
 from mnistctl.config_files import packaged_configs_dir
 from mnistctl.errors import UsageError
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, as the rest of mnistctl reports bad flags
-        raise UsageError(f"{self.prog.removeprefix('mnistctl ')}: {message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mnistctl configs", description="List, print or copy the packaged configs.")
+    parser = OneLineParser(prog="mnistctl configs", description="List, print or copy the packaged configs.")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("name", nargs="?", help="print this config, e.g. base.yaml or sweep/sweep.yaml")
     action.add_argument("--path", action="store_true", help="print only the packaged configs folder")

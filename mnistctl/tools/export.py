@@ -18,19 +18,16 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from mnistctl.argparser import OneLineParser
 from mnistctl.atomic import make_readable
 from mnistctl.errors import UsageError
+from mnistctl.layout import RUNS_ROOT
 
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx", "pt2": ".pt2"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, as the rest of mnistctl reports bad flags
-        raise UsageError(f"{self.prog.removeprefix('mnistctl ')}: {message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="mnistctl export",
         description="Write a checkpoint as a model file that takes (B, 1, 28, 28) images in [0, 1] and "
         "returns (B, 10) class probabilities.",
@@ -42,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=list(SUFFIXES), default="torchscript", help="default: %(default)s")
     parser.add_argument("--output", default=None, help="file to write (default: <run folder>/model.pt|.onnx|.pt2)")
-    parser.add_argument("--runs_dir", default="runs", help="where 'last'/'best' look for runs (default: %(default)s)")
+    parser.add_argument(
+        "--runs_dir", default=RUNS_ROOT, help="where 'last'/'best' look for runs (default: %(default)s)"
+    )
     return parser
 
 
@@ -129,7 +128,8 @@ def _write_atomically(path: Path, save: Callable[[str], None]) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path, run_dir_of
+    from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
+    from mnistctl.layout import run_dir_of
 
     ckpt_path = resolve_ckpt_path(args.ckpt_path, args.runs_dir)
     module = serving_module(load_checkpoint(ckpt_path))

@@ -1,0 +1,123 @@
+"""Where everything of a run and of a sweep lives on disk: the one module that knows the folder layout.
+
+    python -c "from mnistctl import layout; print(layout.fit_runs('runs'))"
+
+A fit run:   <runs root>/<name>/version_N/    run.json  config.yaml  metrics.csv  checkpoints/  ...
+             <run>/<subcommand>/              run.json, config.yaml, metrics.csv of validate/test/predict
+             <run>/predictions.csv            what `mnistctl predict` writes by default
+A sweep:     <sweep>/sweep.json, summary.*    <sweep>/<job>/job.yaml, job.json, runs/<name>/version_N/
+
+Every other module asks this one for a path; none spells these names itself. Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+RUNS_ROOT = "runs"  # the default save_dir of the loggers: run folders are <root>/<name>/version_N
+RUN_RECORD = "run.json"
+CONFIG = "config.yaml"
+METRICS = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+INTERRUPTED = "interrupted.ckpt"
+PREDICTIONS = "predictions.csv"
+VERSION_PREFIX = "version_"
+SWEEP_RECORD = "sweep.json"  # the sweep's overrides, for --resume
+JOB_RECORD = "job.json"
+JOB_CONFIG = "job.yaml"
+
+
+# -- fit runs -----------------------------------------------------------------------------------
+
+
+def version_of(run: Path) -> int | None:
+    """N of a `version_N` folder, else None."""
+    suffix = run.name.removeprefix(VERSION_PREFIX)
+    return int(suffix) if run.name.startswith(VERSION_PREFIX) and suffix.isdigit() else None
+
+
+def allocate_run_dir(root: str | os.PathLike, name: str) -> Path:
+    """Create and return the next free `<root>/<name>/version_N`, as an absolute path.
+
+    Absolute, because ModelCheckpoint compares its saved dirpath with the current one on resume:
+    the same folder spelt differently would make it version `last.ckpt` as `last-v1.ckpt`.
+    Folders are created with an exclusive mkdir, so two fits started at once never share one.
+    """
+    parent = Path(root).resolve() / name
+    parent.mkdir(parents=True, exist_ok=True)
+    taken = [v for p in parent.glob(f"{VERSION_PREFIX}*") if (v := version_of(p)) is not None]
+    version = max(taken, default=-1) + 1
+    while True:
+        candidate = parent / f"{VERSION_PREFIX}{version}"
+        try:
+            candidate.mkdir(parents=True)  # parents: a failed fit may just have removed an empty <name>/
+            return candidate
+        except FileExistsError:  # another process took it between glob and mkdir
+            version += 1
+
+
+def checkpoints_dir(run: Path) -> Path:
+    return run / CHECKPOINTS
+
+
+def last_checkpoint(run: Path) -> Path:
+    return run / CHECKPOINTS / LAST
+
+
+def run_dir_of(ckpt: Path) -> Path:
+    """The run folder that made a checkpoint: `<run>/checkpoints/x.ckpt` -> `<run>`; else the file's folder."""
+    ckpt = Path(ckpt).resolve()
+    return ckpt.parent.parent if ckpt.parent.name == CHECKPOINTS else ckpt.parent
+
+
+def evaluation_dir(run: Path, subcommand: str) -> Path:
+    """Where validate, test and predict keep their run.json, config.yaml and metrics.csv."""
+    return run / subcommand
+
+
+def default_predictions(run: Path) -> Path:
+    return run / PREDICTIONS
+
+
+def run_dirs(root: str | os.PathLike) -> list[Path]:
+    """Every `<root>/<name>/version_N` folder, in no particular order."""
+    return [p for p in Path(root).glob(f"*/{VERSION_PREFIX}*") if p.is_dir() and version_of(p) is not None]
+
+
+def fit_runs(root: str | os.PathLike) -> list[Path]:
+    """Run folders under root that hold checkpoints, newest checkpoint first."""
+    runs = {p.parent.parent for p in Path(root).glob(f"*/{VERSION_PREFIX}*/{CHECKPOINTS}/*.ckpt")}
+    return sorted(
+        runs, key=lambda run: max(c.stat().st_mtime for c in checkpoints_dir(run).glob("*.ckpt")), reverse=True
+    )
+
+
+def read_record(folder: Path, name: str = RUN_RECORD) -> dict | None:
+    """A run's run.json (or a job's job.json) as a dict; None when missing or not complete JSON."""
+    try:
+        record = json.loads((Path(folder) / name).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+def job_runs_root(job_dir: Path) -> Path:
+    """The runs root of a sweep job's fit, which runs inside the job folder."""
+    return job_dir / RUNS_ROOT
+
+
+def job_run_dir(job_dir: Path) -> Path | None:
+    """The job's newest run folder (a resumed job keeps training in the same one)."""
+    runs = run_dirs(job_runs_root(job_dir))
+    return max(runs, key=lambda p: (version_of(p), p.stat().st_mtime)) if runs else None
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The folders of a sweep that hold a job record, sorted by name."""
+    return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{JOB_RECORD}"))
