@@ -15,7 +15,7 @@ from mnistctl import __version__
 from mnistctl.console import configure_logging, quiet_args
 from mnistctl.errors import SKIPPED_FILES_EXIT_CODE, UsageError
 
-HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep,export,configs,completion}} ...
+HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep,runs,export,configs,completion}} ...
 
 Train, evaluate, serve and sweep a CNN on MNIST (PyTorch Lightning + Hydra). Version {__version__}.
 
@@ -25,6 +25,7 @@ subcommands:
   test       evaluate a checkpoint on the test split         (--ckpt_path FILE|last|best)
   predict    write predictions.csv for the test split or your images (--ckpt_path ...)
   sweep      fan out configurations with Hydra multirun and compare them (criterion=ce,mse ...)
+  runs       list every fit and sweep job; 'runs show RUN', 'runs diff A B' (--sort val_acc)
   export     write a checkpoint as a TorchScript/ONNX/pt2 model file for serving (--format onnx)
   configs    list, print or copy the configs that ship with mnistctl (--copy DIR)
   completion print a bash/zsh completion script (eval "$(mnistctl completion bash)")
@@ -34,11 +35,13 @@ examples:
   mnistctl fit --config configs/base.yaml
   mnistctl test --ckpt_path best
   mnistctl sweep criterion=ce,mse optimizer=adam,sgd
+  mnistctl runs --sort val_acc
 """
 
 
 ROUTED = {
     "sweep": "mnistctl.sweep.command",
+    "runs": "mnistctl.tools.runs",
     "export": "mnistctl.tools.export",
     "configs": "mnistctl.tools.configs",
     "completion": "mnistctl.tools.completion",

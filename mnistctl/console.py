@@ -76,6 +76,18 @@ def quiet_args(argv: list[str]) -> list[str]:
     return [*argv, *extra]
 
 
+def format_duration(seconds: float) -> str:
+    """`42s`, `3m05s`, `2h10m`."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 def shown(path: str | Path) -> str:
     """A path as the user can type it from the current folder (relative when inside it)."""
     path = Path(path).resolve()

@@ -5,7 +5,7 @@
 A fit run:   <runs root>/<name>/version_N/    run.json  config.yaml  metrics.csv  checkpoints/  ...
              <run>/<subcommand>/              run.json, config.yaml, metrics.csv of validate/test/predict
              <run>/predictions.csv            what `mnistctl predict` writes by default
-A sweep:     <sweep>/sweep.json, summary.*    <sweep>/<job>/job.yaml, job.json, runs/<name>/version_N/
+A sweep:     <sweeps root>/<time>/sweep.json, summary.*    <sweep>/<job>/job.yaml, job.json, runs/<name>/version_N/
 
 Every other module asks this one for a path; none spells these names itself. Imports nothing heavy.
 """
@@ -25,6 +25,8 @@ LAST = "last.ckpt"
 INTERRUPTED = "interrupted.ckpt"
 PREDICTIONS = "predictions.csv"
 VERSION_PREFIX = "version_"
+EVALUATIONS = ("validate", "test", "predict")  # subcommands that write <run>/<subcommand>/run.json
+SWEEPS_ROOT = "sweeps"  # the default parent of sweep folders: sweeps/<date>_<time>
 SWEEP_RECORD = "sweep.json"  # the sweep's overrides, for --resume
 JOB_RECORD = "job.json"
 JOB_CONFIG = "job.yaml"
@@ -82,6 +84,11 @@ def default_predictions(run: Path) -> Path:
     return run / PREDICTIONS
 
 
+def evaluation_dirs(run: Path) -> list[Path]:
+    """The `<run>/<subcommand>` folders of a run that hold an evaluation's run.json."""
+    return [folder for sub in EVALUATIONS if ((folder := evaluation_dir(run, sub)) / RUN_RECORD).is_file()]
+
+
 def run_dirs(root: str | os.PathLike) -> list[Path]:
     """Every `<root>/<name>/version_N` folder, in no particular order."""
     return [p for p in Path(root).glob(f"*/{VERSION_PREFIX}*") if p.is_dir() and version_of(p) is not None]
@@ -121,3 +128,26 @@ def job_run_dir(job_dir: Path) -> Path | None:
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The folders of a sweep that hold a job record, sorted by name."""
     return sorted(p.parent for p in Path(sweep_dir).glob(f"*/{JOB_RECORD}"))
+
+
+def job_run_dirs(job_dir: Path) -> list[Path]:
+    """Every run folder of a sweep job (a job that failed and ran again has one per attempt)."""
+    return sorted(run_dirs(job_runs_root(job_dir)), key=lambda p: (p.parent.name, version_of(p)))
+
+
+def job_dir_of(run: Path) -> Path | None:
+    """The sweep job a run folder belongs to (`<job>/runs/<name>/version_N`), else None."""
+    job = Path(run).parent.parent.parent
+    return job if job_runs_root(job) == Path(run).parent.parent and (job / JOB_RECORD).is_file() else None
+
+
+def is_sweep(folder: Path) -> bool:
+    return (Path(folder) / SWEEP_RECORD).is_file() or bool(job_dirs(folder))
+
+
+def sweep_dirs(root: str | os.PathLike) -> list[Path]:
+    """The sweep folders under root (or root itself when it is one), sorted by name."""
+    root = Path(root)
+    if is_sweep(root):
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_sweep(p)) if root.is_dir() else []

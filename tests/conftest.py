@@ -86,3 +86,18 @@ def tiny_run(tmp_path_factory) -> Path:
         os.chdir(cwd)
     (run,) = (folder / "runs" / "mnist").glob("version_*")
     return run
+
+
+@pytest.fixture(scope="session")
+def adam_and_sgd(tmp_path_factory) -> Path:
+    """Two tiny fits shared by the read-only tests of `mnistctl runs` and HParams: returns the folder holding
+    runs/. version_0: Adam (the default), tested after fit, then `mnistctl test` of its last.ckpt;
+    version_1: SGD with lr 0.05, 2 epochs, `--test_after_fit false`."""
+    folder = tmp_path_factory.mktemp("adam_and_sgd")
+    sgd = ["--optimizer", "SGD", "--optimizer.lr", "0.05", "--trainer.max_epochs", "2", "--test_after_fit", "false"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        assert main(["fit", *TINY]) == 0
+        assert main(["fit", *TINY, *sgd]) == 0
+        assert main(["test", "--ckpt_path", "runs/mnist/version_0/checkpoints/last.ckpt", *TINY[4:6]]) == 0
+    return folder

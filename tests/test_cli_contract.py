@@ -17,7 +17,7 @@ SUBCOMMANDS = ["fit", "validate", "test", "predict"]
 def test_top_level_help_lists_every_subcommand(capsys):
     assert run_main("--help") == 0
     out = capsys.readouterr().out
-    for name in [*SUBCOMMANDS, "sweep"]:
+    for name in [*SUBCOMMANDS, "sweep", "runs"]:
         assert f"  {name}" in out
 
 

@@ -48,7 +48,7 @@ def test_script_registers_the_completion_function(bash_script):
 
 
 def test_completes_every_subcommand(bash_script):
-    expected = ["fit", "validate", "test", "predict", "sweep", "export", "configs", "completion"]
+    expected = ["fit", "validate", "test", "predict", "sweep", "runs", "export", "configs", "completion"]
     assert complete(bash_script, "mnistctl", "") == expected
     assert complete(bash_script, "mnistctl", "ex") == ["export"]
 
@@ -67,6 +67,9 @@ def test_completes_flags_and_values_of_the_other_subcommands(bash_script):
     assert complete(bash_script, "mnistctl", "export", "--format", "") == ["torchscript", "onnx", "pt2"]
     assert complete(bash_script, "mnistctl", "configs", "--co") == ["--copy"]
     assert complete(bash_script, "mnistctl", "completion", "") == ["bash", "zsh", "tcsh"]
+    assert complete(bash_script, "mnistctl", "runs", "") == ["show", "diff"]
+    assert complete(bash_script, "mnistctl", "runs", "--so") == ["--sort"]
+    assert complete(bash_script, "mnistctl", "runs", "diff", "--sw") == ["--sweeps_dir"]
 
 
 def test_completes_file_names_after_config(bash_script, tmp_path):

@@ -28,7 +28,9 @@ from mnistctl import layout
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_config
+from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.interrupts import InterruptCheckpoint
+from mnistctl.cli.logger_choice import apply_logger_choice
 from mnistctl.cli.manifest import RunManifest
 from mnistctl.cli.predictions import PredictionsCSV
 from mnistctl.cli.progress import default_progress
@@ -152,6 +154,7 @@ class MnistCLI(LightningCLI):
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         if self.subcommand == "fit":
+            apply_logger_choice(config.trainer)  # --trainer.logger false|null|true
             self.run_dir = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else _allocate(config)
             _point_loggers_at(config, self.run_dir)
         else:
@@ -172,7 +175,12 @@ class MnistCLI(LightningCLI):
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config)
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
-        self.trainer_defaults["callbacks"] = [*defaults, self.manifest, *default_progress(config.trainer)]
+        self.trainer_defaults["callbacks"] = [
+            *defaults,
+            self.manifest,
+            *default_progress(config.trainer),
+            *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
+        ]
 
     # -- running -------------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from typing import Literal
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
+from mnistctl.console import format_duration
+
 log = logging.getLogger(__name__)
 REDRAW_EVERY_S = 0.5
 
@@ -113,17 +115,6 @@ def format_metrics(metrics: dict) -> str:
     order = {"train": 0, "val": 1, "test": 2}
     names = sorted((k for k in metrics if "/" in k), key=lambda k: (order.get(k.split("/")[0], 3), k))
     return "  ".join(f"{name} {float(metrics[name]):.4f}" for name in names)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def default_progress(trainer_config) -> list[Callback]:
