@@ -3,13 +3,13 @@
     tensorboard --logdir sweeps/<time>      # HParams tab: one row per sweep job
     tensorboard --logdir runs               # one row per fit
 
-When a fit completes (after its test, or after training with `--test_after_fit false`), global rank
-zero writes into the run's TensorBoard events: the hyperparameters (`hyperparameters()`: seed, model,
+When training completes (on_fit_end, before the test that follows fit), global rank zero writes
+into the run's TensorBoard events: the hyperparameters (`hyperparameters()`: seed, model,
 data, optimizer, lr_scheduler and the Trainer limits that change the result, flattened as in
 `mnistctl runs`; unset values and paths left out), the best value of the checkpoint monitor as a
-scalar `<monitor>_best` (`val/acc_best`), and the end of the session. The dashboard shows each
-metric's last value in the run: `val/acc_best`, `test/acc` and `test/loss` (logged by the test),
-`val/acc` of the last epoch, ...
+scalar `<monitor>_best` (`val/acc_best`), and the end of the session. The dashboard reads each
+metric's last scalar in the run when it is shown, so `test/acc` and `test/loss`, which the test
+after fit logs into the same run a moment later, are there too; so is `val/acc` of the last epoch.
 No experiment summary is written: TensorBoard would take the columns of one arbitrary run from it;
 without one it builds them from every run (SGD's momentum beside Adam's betas). The CLI adds this
 callback to every fit that has a TensorBoardLogger; runs that fail or are interrupted write nothing.
@@ -67,28 +67,13 @@ class HParamsSummary(Callback):
 
     Args:
         hparams: the values to show, from `hyperparameters(config)`.
-        after_test: the fit is followed by a test: write when it ends, so test/acc is in the events.
     """
 
-    def __init__(self, hparams: dict, after_test: bool) -> None:
+    def __init__(self, hparams: dict) -> None:
         self.hparams = hparams
-        self.after_test = after_test
-        self.best: dict[str, float] = {}
         self._start = time.time()
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Taken now: the test restores the best checkpoint, with the callback state saved in it.
-        callback = trainer.checkpoint_callback
-        if callback is not None and callback.monitor and callback.best_model_score is not None:
-            self.best = {f"{callback.monitor}_best": float(callback.best_model_score)}
-        if not self.after_test:
-            self._write(trainer)
-
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.after_test:
-            self._write(trainer)
-
-    def _write(self, trainer: Trainer) -> None:
         logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None or not trainer.is_global_zero:
             return
@@ -96,8 +81,9 @@ class HParamsSummary(Callback):
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 
         step = trainer.global_step
-        if self.best:
-            logger.log_metrics(self.best, step=step)
+        callback = trainer.checkpoint_callback
+        if callback is not None and callback.monitor and callback.best_model_score is not None:
+            logger.log_metrics({f"{callback.monitor}_best": float(callback.best_model_score)}, step=step)
         end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"), end_time_secs=time.time())
         end_data = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=end))
         writer = logger.experiment._get_file_writer()  # as Lightning's own log_hyperparams does
@@ -115,4 +101,4 @@ def hparams_callbacks(subcommand: str, config) -> list[Callback]:
     """[HParamsSummary] for fit; evaluations add nothing to the run's dashboard row."""
     if subcommand != "fit":
         return []
-    return [HParamsSummary(hyperparameters(config.as_dict()), bool(config.get("test_after_fit")))]
+    return [HParamsSummary(hyperparameters(config.as_dict()))]
