@@ -168,6 +168,16 @@ def test_bad_run_arguments_are_one_line_errors(fits, capsys, monkeypatch, args, 
     assert fragment in one_error_line(capsys, 2, "runs", *args)
 
 
+def test_sort_by_a_config_key_orders_ints_and_floats_as_numbers(capsys, tmp_path):
+    for n, lr in enumerate(("2.5", "1", "3")):  # YAML reads 1 and 3 as ints, 2.5 as a float
+        folder = tmp_path / "runs" / "mnist" / f"version_{n}"
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text('{"status": "completed", "subcommand": "fit"}')
+        (folder / "config.yaml").write_text(f"optimizer:\n  class_path: torch.optim.SGD\n  init_args:\n    lr: {lr}\n")
+    rows = runs_json(capsys, "--sort", "optimizer.lr")
+    assert [r["config"]["optimizer.lr"] for r in rows] == [1, 2.5, 3]
+
+
 def runs_sharing_a_prefix(root: Path, length: int, *others: str) -> tuple[str, str, str]:
     """Make two run folders whose ids share their first `length` characters (found the way ids are made),
     plus `others`; return the two run names and the prefix."""

@@ -196,8 +196,14 @@ def _sorted(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> list[
         value = lambda row: row[field]  # noqa: E731
     rows = sorted(rows, key=lambda row: row["started"] or "")  # ties stay oldest first
     present = [r for r in rows if value(r) is not None]
-    present.sort(key=lambda row: (str(type(value(row))), value(row)), reverse=best_first != reverse)
+    present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
     return present + [r for r in rows if value(r) is None]  # runs without the value last, either way
+
+
+def _kind(value: object) -> str:
+    """Values sort among their kind: numbers (ints and floats together), then text, ..."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return "0 number" if number else type(value).__name__
 
 
 # -- the subcommands ----------------------------------------------------------------------------
