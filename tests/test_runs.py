@@ -136,7 +136,7 @@ def test_show_gives_a_command_that_reproduces_the_run(fits, capsys, tmp_path):
         shutil.rmtree(root / "mnist/version_2")  # the module's other tests expect three runs
 
 
-def test_diff_names_config_keys_and_metrics(fits, capsys):
+def test_diff_names_config_keys_and_metrics(fits, capsys, monkeypatch):
     root = str(fits / "runs")
     a, b = (r["id"] for r in runs_json(capsys, "--runs_dir", root)[:2])
     diff = runs_json(capsys, "diff", a, b[:5], "--runs_dir", root)  # a unique prefix is enough
@@ -148,6 +148,9 @@ def test_diff_names_config_keys_and_metrics(fits, capsys):
     assert diff["metrics"]["epochs"] == [1, 2]
     assert diff["metrics"]["test/acc"] == [diff["a"]["test_acc"], None] and 0 < diff["a"]["test_acc"] <= 1
     assert "model.dropout_ratio" not in diff["config"] and "data.batch_size" not in diff["config"]
+    monkeypatch.chdir(fits)  # runs/ relative: the id's folder is spelt differently from the one given
+    line = one_error_line(capsys, 2, "runs", "diff", a, str(fits / "runs/mnist/version_0"))
+    assert "are the same run" in line  # an id and the folder of the same run
 
 
 @pytest.mark.parametrize(

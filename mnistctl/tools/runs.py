@@ -16,9 +16,7 @@ runs in a fraction of a second.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
-import string
 import sys
 from pathlib import Path
 
@@ -27,21 +25,8 @@ from mnistctl.argparser import OneLineParser
 from mnistctl.console import shown
 from mnistctl.errors import UsageError
 from mnistctl.tools import runs_view
-from mnistctl.tools.runs_index import UNREADABLE, Run, collect, config_diff, differing_keys, run_at, short_ids
-
-STATUSES = ("completed", "failed", "interrupted", "running", UNREADABLE)
-SORTS = {  # name -> (row field, best first)
-    "started": ("started", False),
-    "id": ("id", False),
-    "run": ("run", False),
-    "status": ("status", False),
-    "took": ("wall_time_s", False),
-    "command": ("subcommand", False),
-    "epochs": ("epochs", True),
-    "val_acc": ("val_acc", True),
-    "test_acc": ("test_acc", True),
-}
-MIN_ID = 4
+from mnistctl.tools.runs_index import collect, config_diff, differing_keys, short_ids
+from mnistctl.tools.runs_select import SORTS, STATUSES, all_runs, filtered, resolve, sorted_rows
 
 
 def _roots(parser: argparse.ArgumentParser) -> None:
@@ -107,114 +92,15 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
         actions.add_parser(name, parents=[sub], add_help=False, help=sub.description)
 
 
-# -- finding runs -------------------------------------------------------------------------------
-
-
-def _all_runs(args: argparse.Namespace) -> list[Run]:
-    runs = collect(args.runs_dir, args.sweeps_dir)
-    if not runs:
-        example = f"{layout.RUNS_ROOT}/<name>/{layout.VERSION_PREFIX}N/{layout.RUN_RECORD}"
-        raise UsageError(
-            f"no runs under {args.runs_dir} or {args.sweeps_dir} (no {example}, nor sweep jobs with one); "
-            "run 'mnistctl fit' or 'mnistctl sweep' first, or point --runs_dir / --sweeps_dir at your runs"
-        )
-    return runs
-
-
-def _newest_with(args: argparse.Namespace, which: str) -> Run:
-    """The run `--ckpt_path last|best` takes: the newest fit run (by checkpoint time) holding that checkpoint."""
-    for folder in layout.fit_runs(args.runs_dir):
-        record = layout.read_record(folder) or {}
-        best = (record.get("checkpoints") or {}).get("best")
-        found = layout.last_checkpoint(folder) if which == "last" else (folder / best if best else None)
-        if found is not None and found.is_file() and (run := run_at(folder)) is not None:
-            return run
-    raise UsageError(f"runs: no fit run with a {which} checkpoint under {args.runs_dir}; run 'mnistctl fit' first")
-
-
-def resolve(value: str, args: argparse.Namespace, runs: list[Run]) -> Run:
-    """A RUN argument: last, best, a folder, or an id prefix."""
-    if value in ("last", "best"):
-        return _newest_with(args, value)
-    path = Path(value)
-    if path.is_dir():
-        job_runs = layout.job_run_dirs(path) if (path / layout.JOB_RECORD).is_file() else []
-        run = run_at(path) or (run_at(job_runs[-1]) if job_runs else None)
-        if run is None:
-            raise UsageError(
-                f"runs: {value} is not a run folder (no {layout.RUN_RECORD} in it); 'mnistctl runs' lists them"
-            )
-        return run
-    if not set(value.lower()) <= set(string.hexdigits):
-        raise UsageError(
-            f"runs: no run folder or id {value!r}; give a folder, an id from 'mnistctl runs', last or best"
-        )
-    if len(value) < MIN_ID:
-        raise UsageError(
-            f"runs: id {value} is too short; give at least {MIN_ID} characters of an id from 'mnistctl runs'"
-        )
-    matches = [r for r in runs if r.full_id.startswith(value.lower())]
-    if not matches:
-        raise UsageError(
-            f"runs: no run with id {value} under {args.runs_dir} or {args.sweeps_dir}; 'mnistctl runs' lists them"
-        )
-    if len(matches) > 1:
-        shown_ids = ", ".join(f"{r.full_id[:10]} ({r.label})" for r in matches[:4])
-        raise UsageError(
-            f"runs: id {value} is ambiguous: {len(matches)} runs start with it ({shown_ids}); give more characters"
-        )
-    return matches[0]
-
-
-def _filtered(runs: list[Run], args: argparse.Namespace) -> list[Run]:
-    if args.status:
-        wanted = {s.strip() for s in args.status.split(",") if s.strip()}
-        if unknown := sorted(wanted - set(STATUSES)):
-            raise UsageError(f"runs: --status {','.join(unknown)} is not a status; use {', '.join(STATUSES)}")
-        runs = [r for r in runs if r.status in wanted]
-    if args.name:
-        runs = [r for r in runs if fnmatch.fnmatchcase(_name_of(r), args.name)]
-    if args.sweep:
-        runs = [r for r in runs if r.sweep is not None and fnmatch.fnmatchcase(r.sweep.name, args.sweep)]
-    return runs
-
-
-def _name_of(run: Run) -> str:
-    """The run's name: <name> of <root>/<name>/version_N."""
-    base = run.folder.parent if run.folder.name in layout.EVALUATIONS else run.folder
-    return base.parent.name
-
-
-def _sorted(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> list[dict]:
-    field, best_first = SORTS.get(key.replace("/", "_"), (None, False))
-    if field is None:
-        if not any(key in r.config for r in runs):
-            raise UsageError(f"runs: --sort {key} is neither a column ({', '.join(SORTS)}) nor a config key of any run")
-        by_id = {r.full_id: r for r in runs}
-        value = lambda row: by_id[row["full_id"]].config.get(key)  # noqa: E731
-    else:
-        value = lambda row: row[field]  # noqa: E731
-    rows = sorted(rows, key=lambda row: row["started"] or "")  # ties stay oldest first
-    present = [r for r in rows if value(r) is not None]
-    present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
-    return present + [r for r in rows if value(r) is None]  # runs without the value last, either way
-
-
-def _kind(value: object) -> str:
-    """Values sort among their kind: numbers (ints and floats together), then text, ..."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return "0 number" if number else type(value).__name__
-
-
 # -- the subcommands ----------------------------------------------------------------------------
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    runs = _all_runs(args)
+    runs = all_runs(args)
     ids = short_ids(runs)
-    listed = _filtered(runs, args)
+    listed = filtered(runs, args)
     keys = differing_keys(listed)
-    rows = _sorted([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, listed)
+    rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, listed)
     if args.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     elif not rows:
@@ -246,7 +132,7 @@ def diff(args: argparse.Namespace) -> int:
         raise UsageError(f"runs diff takes two runs, got {len(args.run)} ({' '.join(args.run)})")
     runs = collect(args.runs_dir, args.sweeps_dir)
     a, b = (resolve(value, args, runs) for value in args.run)
-    if a.folder == b.folder:
+    if a.folder.resolve() == b.folder.resolve():  # an id and a folder may name the same run
         raise UsageError(
             f"runs diff: {args.run[0]} and {args.run[1]} are the same run ({shown(a.folder)}); give two different runs"
         )
