@@ -150,8 +150,8 @@ def _shrink(img):
         return img
     if img.mode.startswith("I;16"):
         img = img.convert("I")  # PIL reduces 32-bit "I" images, not 16-bit ones; values are unchanged
-    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
-        img = img.convert("RGBA")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F") or "transparency" in img.info:
+        img = img.convert("RGBA")  # reduce() drops a palette's or a tRNS colour's transparency: keep it as alpha
     return img.reduce(factor)
 
 
