@@ -114,7 +114,8 @@ def _unpack_gz_dir(src: Path, root: Path) -> None:
             repaired.append(f"{name} ({problem.split(':')[0].removeprefix('is ')})")
         again = check_file(raw / name, expected, _stamp())
         if again:
-            raise UsageError(f"MNIST archive {src / f'{name}.gz'} unpacks to a file that {again}; reinstall mnistctl")
+            fix = "reinstall mnistctl" if src == bundled_dir() else "point --data.data_dir at a good copy"
+            raise UsageError(f"MNIST archive {src / f'{name}.gz'} unpacks to a file that {again}; {fix}")
     if repaired:
         log.warning("restored MNIST cache file(s) in %s from %s: %s", raw, src, ", ".join(repaired))
 
