@@ -42,6 +42,7 @@ from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
 from mnistctl.model import MNISTClassifier
 from mnistctl.schedules import OneCycle
+from mnistctl.yaml_guard import check_yaml_text, guard_jsonargparse
 
 # The model's own configure_optimizers serves plain-Python use; under the CLI --optimizer wins, as intended.
 warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
@@ -53,6 +54,9 @@ warnings.filterwarnings("ignore", message=r".*LeafSpec")
 warnings.filterwarnings("ignore", message=r"The `srun` command is available")
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+
+# Every YAML jsonargparse loads (config files, values, environment variables) is checked for alias bombs first.
+guard_jsonargparse()
 
 # At exit, skip the final garbage collection of the millions of objects torch and Lightning create: every
 # command ends 1.6 s sooner on 2 CPU cores (`python -m benchmarks`). Refcounted objects and files still close.
@@ -267,14 +271,17 @@ def _config_files(args: list[str]) -> list[str]:
 
 
 def _check_yaml(path: str) -> None:
-    """Name the file and the line of a YAML syntax error (jsonargparse only says '<unicode string>')."""
+    """Name the file and the line of a YAML syntax error (jsonargparse only says '<unicode string>'); refuse bombs."""
     import yaml
 
+    if not Path(path).is_file():
+        return  # missing: jsonargparse names it; a pipe (`--config <(...)`) can be read once only, by jsonargparse
     try:
         text = Path(path).read_text()
     except OSError:
-        return  # jsonargparse reports missing or unreadable files itself, with the file name
+        return  # jsonargparse reports unreadable files itself, with the file name
     try:
+        check_yaml_text(text, f"config file {path}")  # before loading: an alias bomb is refused unexpanded
         yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)

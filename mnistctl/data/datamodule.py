@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningDataModule
 
 from mnistctl.data.batches import TensorBatches
-from mnistctl.data.mnist_files import prepare_root
+from mnistctl.data.mnist_files import load_split, prepare_root
 from mnistctl.errors import UsageError
 
 TRAIN_SIZE = 60_000
@@ -75,18 +75,18 @@ class MNISTDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.splits:
             return
-        from torchvision.datasets import MNIST
-
-        root = str(prepare_root(self.hparams.data_dir, self.hparams.download))
-        train, test = MNIST(root, train=True), MNIST(root, train=False)
+        # The bytes parsed are the bytes checked (no second read by torchvision, which would also prefer a
+        # stray legacy MNIST/processed/*.pt over the verified raw files).
+        root = prepare_root(self.hparams.data_dir, self.hparams.download)
+        (train_x, train_y), (test_x, test_y) = load_split(root, train=True), load_split(root, train=False)
         generator = torch.Generator().manual_seed(self.hparams.split_seed)
-        order = torch.randperm(len(train.data), generator=generator)
+        order = torch.randperm(len(train_x), generator=generator)
         val_idx, train_idx = order[: self.hparams.val_size], order[self.hparams.val_size :]
         # ids are indices into the original 60,000 training images / 10,000 test images.
         self.splits = {
-            "train": (train.data[train_idx], train.targets[train_idx], train_idx),
-            "val": (train.data[val_idx], train.targets[val_idx], val_idx),
-            "test": (test.data, test.targets, None),
+            "train": (train_x[train_idx], train_y[train_idx], train_idx),
+            "val": (train_x[val_idx], train_y[val_idx], val_idx),
+            "test": (test_x, test_y, None),
         }
         if stage == "predict" and self.hparams.predict_dir:
             from mnistctl.data.images import load_digit_folder
