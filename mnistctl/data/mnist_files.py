@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from mnistctl.errors import UsageError
+from mnistctl.layout import cache_root  # where the bundled copy is unpacked
 
 # SHA-256 of the uncompressed IDX files, as listed in mnistctl/data/mnist/SHA256SUMS.
 SHA256 = {
@@ -25,14 +26,6 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-
-
-def cache_root() -> Path:
-    """Where the bundled copy is unpacked: $MNISTCTL_CACHE_DIR, else $XDG_CACHE_HOME/mnistctl."""
-    if os.environ.get("MNISTCTL_CACHE_DIR"):
-        return Path(os.environ["MNISTCTL_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg) / "mnistctl"
 
 
 def bundled_dir() -> Path:

@@ -20,13 +20,14 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
 from mnistctl import layout
-from mnistctl.atomic import atomic_write
+from mnistctl.atomic import atomic_write, make_readable
 from mnistctl.layout import JOB_CONFIG, JOB_RECORD
 from mnistctl.sweep.metrics import run_metrics
 
@@ -70,6 +71,44 @@ def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
     return None
 
 
+def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) -> Path:
+    """A folder of the sweep that holds no other job, claimed by writing this job's record into it.
+
+    Hydra's folder for the job (<sweep>/<number>, or whatever hydra.sweep.subdir makes of it) unless it
+    already holds a job.json, which is then another job's or unreadable: never trusted, never written
+    over (hydra.sweep.subdir=same, an edited sweep.json). The job then runs in <sweep>/<number>_<k>.
+    A hard link makes the claim exclusive: of two jobs started at once, one gets each folder.
+    """
+    candidates = [output_dir] if output_dir.parent == sweep_dir else []  # job_dirs() lists direct children
+    candidates.append(sweep_dir / str(number))
+    k = 0
+    while True:
+        for job_dir in candidates:
+            try:
+                job_dir.mkdir(parents=True, exist_ok=True)
+                fd, claim = tempfile.mkstemp(dir=job_dir, prefix=f".{JOB_RECORD}.", suffix=".claim")
+            except (FileExistsError, NotADirectoryError):
+                continue
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump({**record, "job": job_number(job_dir)}, f, indent=2)
+                    f.flush()
+                    os.fsync(f.fileno())
+                make_readable(claim)
+                os.link(claim, job_dir / JOB_RECORD)  # fails if the folder already holds a record
+                return job_dir
+            except FileExistsError:
+                continue
+            finally:
+                os.unlink(claim)
+        k += 1
+        candidates = [sweep_dir / f"{number}_{k}"]
+
+
+def job_number(job_dir: Path) -> int | str:
+    return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
+
+
 def threads_per_job(parallel: int) -> int:
     """CPU threads for one job: its share of the cores, or what SLURM allocated to it."""
     for name in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_CPUS_PER_NODE"):
@@ -96,9 +135,18 @@ def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
     # Paths the user gave relative to where the sweep started, made absolute for the job folder.
     for section, key in (("data", "data_dir"), ("data", "predict_dir"), ("predictions", "path")):
         value = (tree.get(section) or {}).get(key)
-        if value and not Path(value).expanduser().is_absolute():
+        if value and isinstance(value, str) and not Path(value).expanduser().is_absolute():
             tree[section][key] = str(launch_dir / value)
     return tree
+
+
+def job_yaml(tree: dict, job_name: str, sweep_dir: Path | str, overrides: list[str]) -> str:
+    """The text of a job's job.yaml: a LightningCLI config, with how to re-run it by hand on top."""
+    head = (
+        f"# mnistctl sweep job {job_name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n"
+        f"# Re-run by hand: cd {Path(sweep_dir) / job_name} && mnistctl fit --config {JOB_CONFIG}\n"
+    )
+    return head + yaml.safe_dump(tree, sort_keys=False)
 
 
 def last_checkpoint(job_dir: Path) -> Path | None:
@@ -114,24 +162,20 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     sweep_dir = Path(hydra.sweep.dir).resolve()
     overrides = list(hydra.overrides.task)
     key = job_key(overrides)
-    job_dir = find_job_dir(sweep_dir, key) or Path(hydra.runtime.output_dir)
-    previous = read_record(job_dir) or {}
+    job_dir = find_job_dir(sweep_dir, key)  # this very job ran before: its folder, and only its record
+    previous = (read_record(job_dir) if job_dir is not None else None) or {}
     if previous.get("status") == "completed":
         log.info("job %s (%s) already completed: skipped", job_dir.name, key)
         return JobResult(previous)
     threads = threads_per_job(parallel)
     tree = lightning_config(cfg, threads, Path(hydra.runtime.cwd))
-    with atomic_write(job_dir / JOB_CONFIG) as f:
-        f.write(f"# mnistctl sweep job {job_dir.name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n")
-        f.write(f"# Re-run by hand: cd {job_dir} && mnistctl fit --config {JOB_CONFIG}\n")
-        yaml.safe_dump(tree, f, sort_keys=False)
     command = [sys.executable, "-m", "mnistctl", "fit", "--config", JOB_CONFIG]
     # An interrupted job continues from its last.ckpt; a failed one starts again in a new run folder.
     resume_from = last_checkpoint(job_dir) if previous.get("status") in ("running", "interrupted") else None
     if resume_from is not None:
         command += ["--ckpt_path", str(resume_from.relative_to(job_dir))]
     record = {
-        "job": int(job_dir.name) if job_dir.name.isdigit() else job_dir.name,
+        "job": None,
         "overrides": overrides,
         "key": key,
         "status": "running",
@@ -141,7 +185,12 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         "attempts": previous.get("attempts", 0) + 1,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if job_dir is None:
+        job_dir = claim_job_dir(sweep_dir, Path(hydra.runtime.output_dir), int(hydra.job.num), record)
+    record["job"] = job_number(job_dir)
     write_record(job_dir, record)
+    with atomic_write(job_dir / JOB_CONFIG) as f:
+        f.write(job_yaml(tree, job_dir.name, sweep_dir, overrides))
     resuming = f" (resuming from {record['resumed_from']})" if resume_from else ""
     log.info("job %s: %s%s", record["job"], " ".join(overrides) or "(no overrides)", resuming)
     started = time.perf_counter()
