@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_csv, run_cli, run_main
-from mnistctl.sweep.job import claim_job_dir, job_key
+from mnistctl.sweep.job_folder import claim_job_dir, job_key
 from mnistctl.sweep.summary import collect
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")

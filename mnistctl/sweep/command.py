@@ -2,10 +2,12 @@
 
     mnistctl sweep criterion=ce,mse optimizer=adam,sgd trainer.max_epochs=2
 
-Hydra's compose API loads the packaged tree configs/sweep/ (sweep.yaml: the whole LightningCLI config,
-groups criterion/, optimizer/, search/) and its multirun machinery runs the jobs through the chosen
-launcher and sweeper plugins. Each job runs in <sweep>/<job>/ (see job.py); at the end
-summary.csv, summary.json and val_curves.png are written and a table sorted by val/acc is printed.
+Hydra's compose API loads the sweep tree (tree.py: the packaged configs/sweep/ completed from the installed
+libraries; sweep.yaml is the whole LightningCLI config, groups criterion/, optimizer/, search/). The plan
+(plan.py) composes and checks every job first, exactly as the multirun will, and nothing is created
+when it finds a problem (--dry-run shows it); then the folder is claimed (folder.py) and Hydra's multirun
+runs the jobs through the chosen launcher and sweeper plugins. Each job runs in <sweep>/<job>/ (job.py);
+at the end summary.csv, summary.json and val_curves.png are written and a table sorted by val/acc is printed.
 """
 
 from __future__ import annotations

@@ -7,12 +7,11 @@ Hydra calls `run_job` once per job, in the sweep process (basic launcher), in a 
 folder gets job.yaml (the LightningCLI config, num_threads included), job.json (overrides, status,
 metrics, error), stdout.log/stderr.log of the fit and runs/<name>/version_0/ (the fit's run folder).
 A job whose overrides already completed in this sweep folder is not re-run; one that was interrupted
-continues from its last.ckpt.
+continues from its last.ckpt. Which folder is the job's is decided by its key (job_folder.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,15 +19,23 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
 from mnistctl import layout
-from mnistctl.atomic import atomic_write, make_readable
-from mnistctl.layout import JOB_CONFIG, JOB_RECORD
+from mnistctl.atomic import atomic_write
+from mnistctl.layout import JOB_CONFIG
+from mnistctl.sweep.job_folder import (
+    claim_job_dir,
+    find_job_dir,
+    job_key,
+    job_number,
+    last_checkpoint,
+    read_record,
+    write_record,
+)
 from mnistctl.sweep.metrics import run_metrics
 
 log = logging.getLogger(__name__)
@@ -46,67 +53,6 @@ class JobResult(float):
 
     def __reduce__(self):  # pickles through joblib and submitit with its record
         return JobResult, (self.record,)
-
-
-def job_key(overrides: list[str]) -> str:
-    """A job's identity: its overrides, order-free, without Hydra's own (launcher, sweep folder)."""
-    return " ".join(sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra")))
-
-
-def read_record(job_dir: Path) -> dict | None:
-    return layout.read_record(job_dir, JOB_RECORD)
-
-
-def write_record(job_dir: Path, record: dict) -> None:
-    with atomic_write(job_dir / JOB_RECORD) as f:
-        json.dump(record, f, indent=2)
-
-
-def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
-    """The folder in which a job with these overrides already ran, if any (jobs may be renumbered)."""
-    for job_dir in layout.job_dirs(sweep_dir):
-        record = read_record(job_dir)
-        if record and record.get("key") == key:
-            return job_dir
-    return None
-
-
-def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) -> Path:
-    """A folder of the sweep that holds no other job, claimed by writing this job's record into it.
-
-    Hydra's folder for the job (<sweep>/<number>, or whatever hydra.sweep.subdir makes of it) unless it
-    already holds a job.json, which is then another job's or unreadable: never trusted, never written
-    over (hydra.sweep.subdir=same, an edited sweep.json). The job then runs in <sweep>/<number>_<k>.
-    A hard link makes the claim exclusive: of two jobs started at once, one gets each folder.
-    """
-    candidates = [output_dir] if output_dir.parent == sweep_dir else []  # job_dirs() lists direct children
-    candidates.append(sweep_dir / str(number))
-    k = 0
-    while True:
-        for job_dir in candidates:
-            try:
-                job_dir.mkdir(parents=True, exist_ok=True)
-                fd, claim = tempfile.mkstemp(dir=job_dir, prefix=f".{JOB_RECORD}.", suffix=".claim")
-            except (FileExistsError, NotADirectoryError):
-                continue
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump({**record, "job": job_number(job_dir)}, f, indent=2)
-                    f.flush()
-                    os.fsync(f.fileno())
-                make_readable(claim)
-                os.link(claim, job_dir / JOB_RECORD)  # fails if the folder already holds a record
-                return job_dir
-            except FileExistsError:
-                continue
-            finally:
-                os.unlink(claim)
-        k += 1
-        candidates = [sweep_dir / f"{number}_{k}"]
-
-
-def job_number(job_dir: Path) -> int | str:
-    return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
 
 
 def threads_per_job(parallel: int) -> int:
@@ -147,11 +93,6 @@ def job_yaml(tree: dict, job_name: str, sweep_dir: Path | str, overrides: list[s
         f"# Re-run by hand: cd {Path(sweep_dir) / job_name} && mnistctl fit --config {JOB_CONFIG}\n"
     )
     return head + yaml.safe_dump(tree, sort_keys=False)
-
-
-def last_checkpoint(job_dir: Path) -> Path | None:
-    run = layout.job_run_dir(job_dir)
-    return layout.last_checkpoint(run) if run is not None and layout.last_checkpoint(run).is_file() else None
 
 
 def run_job(cfg, parallel: int = 1) -> JobResult:

@@ -162,7 +162,7 @@ def _chosen_sweep_dir(hydra, tree: Path) -> Path | None:
 
 def _flag_duplicates(jobs: list[Job]) -> None:
     """Jobs are identified by their overrides (for --resume), so two jobs may not share them (a=1,1)."""
-    from mnistctl.sweep.job import job_key
+    from mnistctl.sweep.job_folder import job_key
 
     first: dict[str, int] = {}
     for number, job in enumerate(jobs):

@@ -18,7 +18,7 @@ from pathlib import Path
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, job_dirs
-from mnistctl.sweep.job import job_number, read_record
+from mnistctl.sweep.job_folder import job_number, read_record
 
 COLUMNS = [
     "job",
