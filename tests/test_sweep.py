@@ -242,19 +242,21 @@ def test_joblib_runs_two_seeds_at_once_and_reports_mean_and_std(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):
-    done = sweep("model.dropout_ratio=2,0.25", *TINY)
+    # A folder without MNIST: a valid value (a path) that only the job's fit can find wrong. Bad values the
+    # dry run can see (model.dropout_ratio=2) stop the sweep before it starts: test_sweep_dry_run.py.
+    done = sweep("data.data_dir=nowhere,null", *TINY)
     assert done.returncode == 1
     assert "1 of 2 jobs did not complete" in done.stderr
     (sweep_dir,) = (tmp_path / "sweeps").iterdir()
     jobs = jobs_of(sweep_dir)
     assert jobs[0]["status"] == "failed" and jobs[0]["returncode"] != 0
-    assert "dropout_ratio must be in [0, 1), got 2" in jobs[0]["error"]
+    assert f"no MNIST files in --data.data_dir {tmp_path / 'nowhere'}" in jobs[0]["error"]
     assert jobs[0]["val_acc"] is None and jobs[0]["best_ckpt"] is None
     assert jobs[1]["status"] == "completed" and jobs[1]["val_acc"] > 0
     rows = read_csv(sweep_dir / "summary.csv")
     assert [(r["job"], r["status"]) for r in rows] == [("1", "completed"), ("0", "failed")]
-    assert "dropout_ratio must be in [0, 1)" in rows[1]["error"]
-    assert "failed" in done.stdout and "dropout_ratio must be in" in done.stdout
+    assert "no MNIST files in --data.data_dir" in rows[1]["error"]
+    assert "failed" in done.stdout and "no MNIST files" in done.stdout
 
 
 @pytest.mark.slow

@@ -113,7 +113,9 @@ def main(argv: list[str]) -> int:
         plan = make_plan(overrides, tree)
         chosen = resume_dir or plan.sweep_dir
         where = str(chosen or Path("sweeps", "<date>_<time>"))
-        folder_problem = None if resume_dir is not None or plan.sweeper == "unchecked" else _folder_problem(chosen)
+        # --cfg shows configs, whatever the folder; the dry run and the real sweep check it.
+        skip_folder = resume_dir is not None or plan.sweeper == "unchecked" or args.cfg
+        folder_problem = None if skip_folder else _folder_problem(chosen)
         if args.cfg:
             from mnistctl.sweep.show import print_cfg
 
