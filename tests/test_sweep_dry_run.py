@@ -95,7 +95,7 @@ GOOD_FORMS = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "jobs", "path", "value"), GOOD_FORMS)
+@pytest.mark.parametrize(("overrides", "jobs", "path", "value"), GOOD_FORMS, ids=[" ".join(f[0]) for f in GOOD_FORMS])
 def test_hydra_override_forms_are_accepted_and_compose_to_their_value(tmp_path, capsys, overrides, jobs, path, value):
     assert run_main("sweep", "--dry-run", *overrides) == 0, capsys.readouterr().err
     assert len(jobs_listed(capsys.readouterr().out)) == jobs
