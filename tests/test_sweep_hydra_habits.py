@@ -103,3 +103,6 @@ def test_info_says_where_configs_and_plugins_come_from(sweep_tree, capsys):
     assert "criterion       ce, ce_smooth, mse, nll" in out
     for plugin in ("JoblibLauncher", "LocalLauncher", "SlurmLauncher", "BasicSweeper", "OptunaSweeper"):
         assert plugin in out
+    assert run_main("sweep", "--info", "plugins") == 0  # Hydra's `--info plugins`, as plugin docs suggest
+    plugins = capsys.readouterr().out
+    assert plugins.startswith("plugins:\n") and "OptunaSweeper" in plugins and "search path" not in plugins

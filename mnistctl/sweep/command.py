@@ -28,6 +28,7 @@ from mnistctl.sweep.job import SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
 
 log = logging.getLogger(__name__)
+INFO_SECTIONS = ("all", "config", "searchpath", "plugins")  # Hydra's --info takes these (and more)
 
 
 def _options(group: str) -> str:
@@ -78,7 +79,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="print each job's job.yaml (job), the sweep's Hydra config (hydra) or both (all); run nothing",
     )
     parser.add_argument(
-        "--info", action="store_true", help="say where the sweep configs, Hydra's search path and the plugins are"
+        "--info",
+        nargs="?",
+        const="all",
+        choices=INFO_SECTIONS,
+        help="say where the sweep configs come from (config), Hydra's search path (searchpath), the installed "
+        "launcher and sweeper plugins (plugins), or all of it; run nothing",
     )
     parser.add_argument("-m", "--multirun", action="store_true", help="accepted out of Hydra habit: a sweep is one")
     args = parser.parse_intermixed_args(argv)
@@ -108,7 +114,7 @@ def main(argv: list[str]) -> int:
         if args.info:
             from mnistctl.sweep.show import print_info
 
-            print_info(tree)
+            print_info(tree, args.info)
             return 0
         plan = make_plan(overrides, tree)
         chosen = resume_dir or plan.sweep_dir

@@ -64,9 +64,9 @@ def print_cfg(plan: Plan, what: str, where: str) -> None:
     sys.stdout.write("---\n".join(parts))
 
 
-def print_info(tree: Path) -> None:
-    """Where the sweep's configs come from: the packaged tree, the generated one, Hydra's search path,
-    the groups and their options, and the installed launcher and sweeper plugins."""
+def print_info(tree: Path, what: str = "all") -> None:
+    """Where the sweep's configs come from (config: the packaged tree, the generated one, the groups and
+    their options), Hydra's search path (searchpath), the installed launcher and sweeper plugins (plugins)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
@@ -76,19 +76,23 @@ def print_info(tree: Path) -> None:
     from mnistctl.sweep.tree import PACKAGED_TREE, versions
 
     loader = GlobalHydra.instance().config_loader()
-    out = [
-        f"packaged sweep configs: {PACKAGED_TREE}",
-        f"generated tree Hydra composes from: {tree}",
-        "  generated for " + ", ".join(f"{k} {v}" for k, v in versions().items()),
-        f"  keys, types and init_args checked by --dry-run: {tree / KEYS_NAME}",
-        "config search path (Hydra):",
-    ]
-    out += [f"  {source.provider:<10} {source.full_path()}" for source in loader.get_sources()]
-    out.append("groups:")
-    for group in ("criterion", "optimizer", "search", "hydra/launcher", "hydra/sweeper"):
-        out.append(f"  {group:<15} {', '.join(loader.get_group_options(group))}")
-    out.append("plugins:")
-    for kind, base in (("launcher", Launcher), ("sweeper", Sweeper)):
-        for plugin in Plugins.instance().discover(base):
-            out.append(f"  {kind:<9} {plugin.__module__}.{plugin.__name__}")
+    out = []
+    if what in ("all", "config"):
+        out += [
+            f"packaged sweep configs: {PACKAGED_TREE}",
+            f"generated tree Hydra composes from: {tree}",
+            "  generated for " + ", ".join(f"{k} {v}" for k, v in versions().items()),
+            f"  keys, types and init_args checked by --dry-run: {tree / KEYS_NAME}",
+            "groups:",
+        ]
+        for group in ("criterion", "optimizer", "search", "hydra/launcher", "hydra/sweeper"):
+            out.append(f"  {group:<15} {', '.join(loader.get_group_options(group))}")
+    if what in ("all", "searchpath"):
+        out.append("config search path (Hydra):")
+        out += [f"  {source.provider:<10} {source.full_path()}" for source in loader.get_sources()]
+    if what in ("all", "plugins"):
+        out.append("plugins:")
+        for kind, base in (("launcher", Launcher), ("sweeper", Sweeper)):
+            for plugin in Plugins.instance().discover(base):
+                out.append(f"  {kind:<9} {plugin.__module__}.{plugin.__name__}")
     sys.stdout.write("\n".join(out) + "\n")
