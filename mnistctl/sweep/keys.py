@@ -1,7 +1,7 @@
 """The generated key list of the sweep tree (lightning_keys.yaml): every LightningCLI key, its type, and
 the init_args of the classes the groups select. Read without torch.
 
-    python -m mnistctl.sweep.generate     # (re)build the tree, this file included, and print where it is
+    python -m mnistctl.sweep.generate     # build (or find) the tree, this file included; print where it is
 
 lightning_keys.yaml is written by generate.py from the installed LightningCLI parser and cached with the
 rest of the tree (tree.py). `mnistctl sweep --dry-run` checks override keys against it (this module) and
