@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
-from mnistctl.layout import SWEEP_RECORD, job_dirs
+from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
 from mnistctl.sweep import folder
 from mnistctl.sweep.job import SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
             return 0
         plan = make_plan(overrides, tree)
         chosen = resume_dir or plan.sweep_dir
-        where = str(chosen or Path("sweeps", "<date>_<time>"))
+        where = str(chosen or Path(SWEEPS_ROOT, "<date>_<time>"))
         # --cfg shows configs, whatever the folder; the dry run and the real sweep check it.
         skip_folder = resume_dir is not None or plan.sweeper == "unchecked" or args.cfg
         folder_problem = None if skip_folder else _folder_problem(chosen)
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
 def _folder_problem(chosen: Path | None) -> str | None:
     """The dry run asks what `folder.claim` will: a chosen folder must be new or empty; the default one's
     parents must be usable."""
-    return folder.problem(chosen or Path("sweeps", "new").resolve())
+    return folder.problem(chosen or Path(SWEEPS_ROOT, "new").resolve())
 
 
 def _multirun(plan, claim: folder.Claim) -> str:

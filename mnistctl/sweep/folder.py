@@ -23,7 +23,7 @@ from pathlib import Path
 from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
-from mnistctl.layout import SWEEP_RECORD, job_dirs
+from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
 
 KEY = "hydra.sweep.dir"
 
@@ -67,7 +67,7 @@ def problem(folder: Path) -> str | None:
 def claim(folder: Path | None, overrides: list[str]) -> Claim:
     """Create the sweep folder (sweeps/<date>_<time>[_N] when none was chosen) and its sweep.json."""
     chosen = folder is not None
-    base = Path("sweeps", time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    base = Path(SWEEPS_ROOT, time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
     for n in itertools.count():
         if not chosen:
             folder = base.with_name(f"{base.name}_{n}") if n else base
