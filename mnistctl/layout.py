@@ -28,8 +28,23 @@ VERSION_PREFIX = "version_"
 EVALUATIONS = ("validate", "test", "predict")  # subcommands that write <run>/<subcommand>/run.json
 SWEEPS_ROOT = "sweeps"  # the default parent of sweep folders: sweeps/<date>_<time>
 SWEEP_RECORD = "sweep.json"  # the sweep's overrides, for --resume
+SWEEP_MULTIRUN = "multirun.yaml"  # Hydra's record of the sweep's config
 JOB_RECORD = "job.json"
 JOB_CONFIG = "job.yaml"
+
+
+def cache_root() -> Path:
+    """mnistctl's user cache (unpacked MNIST, generated sweep configs): $MNISTCTL_CACHE_DIR, else
+    $XDG_CACHE_HOME/mnistctl."""
+    if os.environ.get("MNISTCTL_CACHE_DIR"):
+        return Path(os.environ["MNISTCTL_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "mnistctl"
+
+
+def sweep_configs_cache() -> Path:
+    """Where the sweep's Hydra trees, generated per set of installed versions, are kept."""
+    return cache_root() / "sweep-configs"
 
 
 # -- fit runs -----------------------------------------------------------------------------------
