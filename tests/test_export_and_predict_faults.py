@@ -124,26 +124,3 @@ def test_sigterm_stops_predict_with_143_and_no_csv(tiny_run, tmp_path):
     assert not (tmp_path / "p.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "predict"]
     assert '"status": "interrupted"' in (tmp_path / "predict" / "run.json").read_text()
-
-
-SLOW_WRITER = """
-import sys, time
-from mnistctl.atomic import atomic_write
-with atomic_write(sys.argv[1]) as f:
-    for i in range(100000):
-        f.write(f"row {i}\\n")
-        if i == 10:
-            f.flush(); print("writing", flush=True)
-        time.sleep(0.001)
-"""
-
-
-def test_kill_9_mid_write_leaves_no_temporary_file(tmp_path):
-    target = tmp_path / "predictions.csv"
-    target.write_text("old,complete\n")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "writing"
-    proc.kill()
-    proc.wait()
-    assert target.read_text() == "old,complete\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]  # no .predictions.csv.XXXX.tmp

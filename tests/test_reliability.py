@@ -108,7 +108,7 @@ with atomic_write(sys.argv[1]) as f:
 """
 
 
-def test_kill_mid_write_leaves_the_old_complete_file(tmp_path):
+def test_kill_mid_write_leaves_the_old_complete_file_and_nothing_else(tmp_path):
     target = tmp_path / "summary.csv"
     target.write_text("old,complete\n")
     proc = subprocess.Popen([sys.executable, "-c", ATOMIC_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
@@ -116,6 +116,7 @@ def test_kill_mid_write_leaves_the_old_complete_file(tmp_path):
     proc.kill()
     proc.wait()
     assert target.read_text() == "old,complete\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # and no temporary file left behind
 
 
 def test_truncated_checkpoint_is_named_and_skipped_by_last(tiny_run, tmp_path, capsys):
