@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 PR_CAPBSET_DROP = 24
@@ -52,3 +54,15 @@ def writable(folder: Path) -> None:
     for path in [Path(folder), *Path(folder).rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o200)
+
+
+def run_obeying_permissions(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m mnistctl ARGS` in a process for which read-only files and folders are read-only."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnistctl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=obey_file_permissions,
+    )

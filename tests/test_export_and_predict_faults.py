@@ -28,7 +28,23 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def start(*args: str, cwd: Path, **popen_kwargs) -> subprocess.Popen:
+@pytest.fixture
+def start():
+    """Start `python -m mnistctl ARGS`; whatever the test's outcome, the process does not outlive it."""
+    procs: list[subprocess.Popen] = []
+
+    def start_mnistctl(*args: str, cwd: Path, **popen_kwargs) -> subprocess.Popen:
+        procs.append(_popen(*args, cwd=cwd, **popen_kwargs))
+        return procs[-1]
+
+    yield start_mnistctl
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _popen(*args: str, cwd: Path, **popen_kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mnistctl", *args],
         cwd=cwd,
@@ -88,7 +104,7 @@ def _limit_file_size():
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
-def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(fmt, tiny_run, tmp_path):
+def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(fmt, tiny_run, tmp_path, start):
     out = tmp_path / "out"
     out.mkdir()
     args = ("export", "--ckpt_path", str(tiny_run / "checkpoints" / "last.ckpt"), "--format", fmt)
@@ -100,7 +116,7 @@ def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(fmt, tiny_run, t
     assert list(out.iterdir()) == []  # no model.bin, no .partial or .tmp file
 
 
-def test_sigterm_stops_export_with_143_and_nothing_left(tiny_run, tmp_path):
+def test_sigterm_stops_export_with_143_and_nothing_left(tiny_run, tmp_path, start):
     proc = start("export", "--ckpt_path", str(tiny_run / "checkpoints" / "last.ckpt"), "--output", "m.pt", cwd=tmp_path)
     wait_until_it_handles_sigterm(proc)
     proc.send_signal(signal.SIGTERM)
@@ -110,7 +126,7 @@ def test_sigterm_stops_export_with_143_and_nothing_left(tiny_run, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_stops_predict_with_143_and_no_csv(tiny_run, tmp_path):
+def test_sigterm_stops_predict_with_143_and_no_csv(tiny_run, tmp_path, start):
     shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")  # records go to ./predict/
     # One image per batch: the 10,000 test images take long enough to be stopped halfway.
     args = ["--ckpt_path", "model.ckpt", "--predictions.path", "p.csv", "--data.eval_batch_size", "1"]
