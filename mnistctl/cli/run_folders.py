@@ -41,8 +41,11 @@ def allocate(root: str, name: str, created: list[Path]) -> Path:
     try:
         return layout.allocate_run_dir(root, name, created)
     except NotADirectoryError as err:
+        blocking = next(
+            (p for p in [Path(err.filename or root), *Path(err.filename or root).parents] if p.is_file()), root
+        )
         raise UsageError(
-            f"cannot create the run folder: {err.filename or root} is a file, not a folder; move it away, "
+            f"cannot create the run folder: {blocking} is a file, not a folder; move it away, "
             "or set the loggers' save_dir to another folder"
         ) from None
     except PermissionError as err:
