@@ -102,3 +102,12 @@ def test_without_ckpt_path_evaluation_takes_the_best_checkpoint_of_the_newest_fi
     assert run_main("test", *TINY[6:]) == 0
     assert "the best checkpoint of the newest fit run" in capsys.readouterr().err
     assert (run / "test" / "metrics.csv").is_file()
+
+
+def test_a_copied_checkpoint_never_clears_a_users_folder_beside_it(tiny_run, tmp_path, capsys):
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    (tmp_path / "test").mkdir()  # the user's own folder, where test's outputs would go by default
+    (tmp_path / "test" / "metrics.csv").write_text("my,numbers\n")
+    assert run_main("test", "--ckpt_path", "model.ckpt") == 2
+    assert "--output_dir" in capsys.readouterr().err
+    assert (tmp_path / "test" / "metrics.csv").read_text() == "my,numbers\n"

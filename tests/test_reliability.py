@@ -79,6 +79,9 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert last_metric(run / "metrics.csv", "val/acc") == last_metric(
         whole / "runs" / "mnist" / "version_0" / "metrics.csv", "val/acc"
     )
+    # The resume appended: every epoch once, those before the kill included, as in run.json's history.
+    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv") if r.get("train/loss")] == [0, 1, 2]
+    assert [h["epoch"] for h in json.loads((run / "run.json").read_text())["history"]] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])

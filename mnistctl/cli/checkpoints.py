@@ -11,13 +11,16 @@ Where runs and their checkpoints live is `mnistctl.layout`'s business; this modu
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections import Counter
 from pathlib import Path
 
+from mnistctl.console import shown
 from mnistctl.errors import UsageError
 from mnistctl.layout import checkpoints_dir, fit_runs, last_checkpoint
 
+log = logging.getLogger(__name__)
 READS: Counter[Path] = Counter()  # resolved path -> reads from disk in this process
 _cache: dict[tuple[Path, int, int], dict | UsageError] = {}
 CACHED_FILES = 4  # `--ckpt_path best` reads a run's last.ckpt, then its best one; a fit adds its own best
@@ -116,3 +119,16 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
             f"--ckpt_path {value}: not in the current folder, nor in any fit run under {Path(save_dir).resolve()}"
         )
     raise UsageError(f"--ckpt_path {value} does not exist; give an existing .ckpt file, or 'last' or 'best'")
+
+
+def newest_best(subcommand: str, save_dir: str | os.PathLike) -> Path:
+    """validate/test/predict without --ckpt_path: the best checkpoint of the newest fit run, said on stderr."""
+    try:
+        ckpt = resolve_ckpt_path("best", save_dir)
+    except UsageError:
+        raise UsageError(
+            f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run); "
+            f"there is no fit run with a best checkpoint under {shown(save_dir)}"
+        ) from None
+    log.info("%s: using %s, the best checkpoint of the newest fit run (--ckpt_path to choose)", subcommand, shown(ckpt))
+    return ckpt

@@ -33,7 +33,7 @@ from mnistctl import layout
 from mnistctl.cli import run_folders
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
-from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
+from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.interrupts import InterruptCheckpoint
@@ -46,15 +46,15 @@ from mnistctl.cli.resume_guard import (
     OPTIMIZATION,
     RestartOptimization,
     SettingsInCheckpoint,
-    describe,
+    guard_resume,
     optimization_settings,
-    settings_changes,
+    resume_entry,
     user_set_model_keys,
     warn_model_overridden,
 )
 from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
-from mnistctl.console import is_quiet, shown
+from mnistctl.console import is_quiet
 from mnistctl.data import MNISTDataModule
 from mnistctl.data.mnist_files import cache_root, prepare_root
 from mnistctl.errors import UsageError
@@ -82,7 +82,6 @@ atexit.register(gc.freeze)
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
 # Data settings that define what the model was trained and validated on: always from the checkpoint.
 DATA_KEYS_FROM_CHECKPOINT = ("val_size", "split_seed", "mean", "std")
 FIT_ONLY_CALLBACKS = {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor"}
@@ -182,9 +181,9 @@ class MnistCLI(LightningCLI):
         config = self.config[subcommand]
         check_config(config)  # before LightningCLI seeds the RNGs: a bad seed is one line, not numpy's error
         if config.get("ckpt_path"):
-            ckpt = resolve_ckpt_path(str(config.ckpt_path), _runs_root(config))
+            ckpt = resolve_ckpt_path(str(config.ckpt_path), run_folders.runs_root(config))
         elif subcommand != "fit":
-            ckpt = _newest_best(subcommand, _runs_root(config))
+            ckpt = newest_best(subcommand, run_folders.runs_root(config))
         else:
             return
         config.ckpt_path = str(ckpt)
@@ -209,27 +208,15 @@ class MnistCLI(LightningCLI):
         ckpt = load_checkpoint(path)
         hparams = trusted_model_hparams(ckpt, path)
         if subcommand == "fit":
-            self._guard_resume(config, ckpt, hparams, path)
+            self.config_changes = guard_resume(config, ckpt, hparams, path)
+            if any(key.split(".", 1)[0] in OPTIMIZATION for key in self.config_changes):
+                self.restart_optimization = True  # their saved state belongs to the old settings
+                self.steps_done = int(ckpt.get("global_step") or 0)
             return
         user_keys = user_set_model_keys(config, self._parser(subcommand).get_defaults(), self.argv)
         warn_model_overridden(subcommand, config, hparams, user_keys)
         if hparams:
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
-
-    def _guard_resume(self, config: Namespace, ckpt: dict, hparams: dict, path: Path) -> None:
-        changes = settings_changes(config, ckpt, hparams)
-        if changes and not config.allow_config_change:
-            run = layout.run_dir_of(path)
-            saved = run / layout.CONFIG
-            hint = f"--config {shown(saved)} --ckpt_path ..." if saved.is_file() else "the run's settings"
-            raise UsageError(
-                f"--ckpt_path {shown(path)}: settings differ from the run that made it: {describe(changes)}; "
-                f"resume with {hint}, or add --allow_config_change true to continue with yours"
-            )
-        self.config_changes = changes
-        if any(key.split(".", 1)[0] in OPTIMIZATION for key in changes):
-            self.restart_optimization = True
-            self.steps_done = int(ckpt.get("global_step") or 0)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
@@ -245,8 +232,8 @@ class MnistCLI(LightningCLI):
             ckpt_run = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else None
             # A checkpoint outside a run folder (copied anywhere) starts a new run: its folder is not ours.
             self.resuming_in_place = ckpt_run is not None and layout.is_run_dir(ckpt_run)
-            self.run_dir = ckpt_run if self.resuming_in_place else _allocate(config, self.created)
-            _point_loggers_at(config, self.run_dir)
+            self.run_dir = ckpt_run if self.resuming_in_place else run_folders.allocate_for(config, self.created)
+            run_folders.point_loggers_at(config, self.run_dir)
             folder = self.run_dir
             extra.append(SettingsInCheckpoint(optimization_settings(config)))
             if self.restart_optimization:
@@ -271,7 +258,10 @@ class MnistCLI(LightningCLI):
                     config.predictions.path = str(layout.default_predictions(default))
                 run_folders.check_predictions_path(config.predictions.path)
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
-        self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=self._resume_entry(config))
+        resume = None
+        if self.subcommand == "fit" and config.ckpt_path:
+            resume = resume_entry(Path(config.ckpt_path), self.config_changes, self.restart_optimization)
+        self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=resume)
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
@@ -281,17 +271,6 @@ class MnistCLI(LightningCLI):
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
         ]
-
-    def _resume_entry(self, config: Namespace) -> dict | None:
-        """What run.json records of a fit from a checkpoint (the epoch is added once known)."""
-        if self.subcommand != "fit" or not config.ckpt_path:
-            return None
-        return {
-            "from_checkpoint": str(Path(config.ckpt_path).resolve()),
-            "from_epoch": None,
-            "config_changes": {k: {"run": old, "now": new} for k, (old, new) in self.config_changes.items()},
-            "optimizer_state": "restarted" if self.restart_optimization else "restored",
-        }
 
     # -- running -------------------------------------------------------------------------------
 
@@ -404,34 +383,6 @@ def _class_name(component) -> str:
     return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
 
 
-def _loggers(config: Namespace) -> list[Namespace]:
-    loggers = config.trainer.logger
-    if isinstance(loggers, Namespace):
-        return [loggers]
-    return [lg for lg in loggers if isinstance(lg, Namespace)] if isinstance(loggers, list) else []
-
-
-def _runs_root(config: Namespace) -> str:
-    """The folder that holds `<name>/version_N` run folders: the first logger's save_dir."""
-    for logger in _loggers(config):
-        if logger.init_args.get("save_dir"):
-            return str(logger.init_args.save_dir)
-    return layout.RUNS_ROOT
-
-
-def _newest_best(subcommand: str, root: str) -> Path:
-    """validate/test/predict without --ckpt_path: the best checkpoint of the newest fit run, said on stderr."""
-    try:
-        ckpt = resolve_ckpt_path("best", root)
-    except UsageError:
-        raise UsageError(
-            f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run); "
-            f"there is no fit run with a best checkpoint under {shown(root)}"
-        ) from None
-    log.info("%s: using %s, the best checkpoint of the newest fit run (--ckpt_path to choose)", subcommand, shown(ckpt))
-    return ckpt
-
-
 def _prepare_data(data: Namespace) -> None:
     try:
         prepare_root(data.data_dir, data.download)
@@ -441,31 +392,6 @@ def _prepare_data(data: Namespace) -> None:
             f"cannot write MNIST into {where} ({err.strerror or err}): set MNISTCTL_CACHE_DIR to a writable "
             "folder (the bundled copy is unpacked there), or point --data.data_dir at a copy"
         ) from None
-
-
-def _allocate(config: Namespace, created: list[Path]) -> Path:
-    # Lightning's DDP launcher starts ranks 1.. by re-running this command line with LOCAL_RANK set, after
-    # rank 0 has allocated the run folder: they join rank 0's folder, passed down in the environment.
-    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(SHARED_RUN_DIR_ENV):
-        return Path(os.environ[SHARED_RUN_DIR_ENV])
-    loggers = _loggers(config)
-    names = [str(lg.init_args.name) for lg in loggers if lg.init_args.get("name")]
-    for name in names:
-        run_folders.check_run_name(name)
-    run_dir = run_folders.allocate(_runs_root(config), names[0] if names else "mnist", created)
-    os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
-    return run_dir
-
-
-def _point_loggers_at(config: Namespace, run_dir: Path) -> None:
-    """Make every logger write into run_dir, so metrics, events and config share one folder."""
-    for logger in _loggers(config):
-        if "version" in logger.init_args:
-            logger.init_args.save_dir = str(run_dir.parent.parent)
-            logger.init_args.name = run_dir.parent.name
-            logger.init_args.version = run_dir.name
-    if not _loggers(config):
-        config.trainer.default_root_dir = str(run_dir)
 
 
 def run_cli(args: list[str]) -> MnistCLI:

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
 from pytorch_lightning import Callback
+
+from mnistctl import layout
+from mnistctl.console import shown
+from mnistctl.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,29 @@ def settings_changes(config: Namespace, ckpt: dict, model_hparams: dict) -> dict
         for key in OPTIMIZATION:
             before[key], after[key] = plain(saved.get(key)), plain(config.get(key))
     return _differences(before, after)
+
+
+def guard_resume(config: Namespace, ckpt: dict, hparams: dict, path: Path) -> dict[str, tuple[Any, Any]]:
+    """The settings that differ from the checkpoint's run; refused in one line unless --allow_config_change."""
+    changes = settings_changes(config, ckpt, hparams)
+    if changes and not config.get("allow_config_change"):
+        saved = layout.run_dir_of(path) / layout.CONFIG
+        hint = f"--config {shown(saved)} --ckpt_path ..." if saved.is_file() else "the run's settings"
+        raise UsageError(
+            f"--ckpt_path {shown(path)}: settings differ from the run that made it: {describe(changes)}; "
+            f"resume with {hint}, or add --allow_config_change true to continue with yours"
+        )
+    return changes
+
+
+def resume_entry(ckpt_path: Path, changes: dict[str, tuple[Any, Any]], restart_optimization: bool) -> dict:
+    """What run.json records of a fit from a checkpoint (its first epoch is added once known)."""
+    return {
+        "from_checkpoint": str(ckpt_path.resolve()),
+        "from_epoch": None,
+        "config_changes": {k: {"run": old, "now": new} for k, (old, new) in changes.items()},
+        "optimizer_state": "restarted" if restart_optimization else "restored",
+    }
 
 
 def describe(changes: dict[str, tuple[Any, Any]], limit: int = 4) -> str:

@@ -15,10 +15,53 @@ import os
 import shutil
 from pathlib import Path
 
+from jsonargparse import Namespace
+
 from mnistctl import layout
 from mnistctl.errors import UsageError
 
 EVALUATIONS = ("validate", "test", "predict")
+SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
+
+
+def loggers_of(config: Namespace) -> list[Namespace]:
+    loggers = config.trainer.logger
+    if isinstance(loggers, Namespace):
+        return [loggers]
+    return [lg for lg in loggers if isinstance(lg, Namespace)] if isinstance(loggers, list) else []
+
+
+def runs_root(config: Namespace) -> str:
+    """The folder that holds `<name>/version_N` run folders: the first logger's save_dir."""
+    for logger in loggers_of(config):
+        if logger.init_args.get("save_dir"):
+            return str(logger.init_args.save_dir)
+    return layout.RUNS_ROOT
+
+
+def allocate_for(config: Namespace, created: list[Path]) -> Path:
+    """A new run folder for a fit, named by its loggers; `created` receives the folders made for it."""
+    # Lightning's DDP launcher starts ranks 1.. by re-running this command line with LOCAL_RANK set, after
+    # rank 0 has allocated the run folder: they join rank 0's folder, passed down in the environment.
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(SHARED_RUN_DIR_ENV):
+        return Path(os.environ[SHARED_RUN_DIR_ENV])
+    names = [str(lg.init_args.name) for lg in loggers_of(config) if lg.init_args.get("name")]
+    for name in names:
+        check_run_name(name)
+    run_dir = allocate(runs_root(config), names[0] if names else "mnist", created)
+    os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
+    return run_dir
+
+
+def point_loggers_at(config: Namespace, run_dir: Path) -> None:
+    """Make every logger write into run_dir, so metrics, events and config share one folder."""
+    for logger in loggers_of(config):
+        if "version" in logger.init_args:
+            logger.init_args.save_dir = str(run_dir.parent.parent)
+            logger.init_args.name = run_dir.parent.name
+            logger.init_args.version = run_dir.name
+    if not loggers_of(config):
+        config.trainer.default_root_dir = str(run_dir)
 
 
 def check_run_name(name: str) -> None:
@@ -37,7 +80,6 @@ def check_run_name(name: str) -> None:
 
 def allocate(root: str, name: str, created: list[Path]) -> Path:
     """The next `<root>/<name>/version_N`, with OS errors turned into one line each."""
-    check_run_name(name)
     try:
         return layout.allocate_run_dir(root, name, created)
     except NotADirectoryError as err:
@@ -75,27 +117,29 @@ def discard(created: list[Path]) -> None:
 
 
 def output_folder(run_dir: Path, subcommand: str, output_dir: str | None) -> Path:
-    """Where validate/test/predict keep run.json, config.yaml, metrics.csv: checked before anything runs."""
-    if output_dir is None:
-        folder = layout.evaluation_dir(run_dir, subcommand)
-        if not _writable(folder):
-            raise UsageError(
-                f"cannot write into {folder} (the run folder is read-only); send the outputs elsewhere "
-                f"with --output_dir DIR"
-            )
-        return folder
-    folder = Path(output_dir).expanduser().resolve()
+    """Where validate/test/predict keep run.json, config.yaml, metrics.csv: checked before anything runs.
+
+    Inside a mnistctl run folder it is `<run>/<subcommand>`. Anywhere else (a checkpoint copied somewhere,
+    or --output_dir) the folder must be new, empty or an earlier evaluation's: Lightning's CSVLogger would
+    delete a metrics.csv it finds there.
+    """
+    given = output_dir is not None
+    folder = Path(output_dir).expanduser().resolve() if given else layout.evaluation_dir(run_dir, subcommand)
+    flag = f"--output_dir {output_dir}" if given else str(folder)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--output_dir {output_dir} is a file; give a folder")
+        raise UsageError(f"{flag} is a file; give a folder with --output_dir DIR")
     record = layout.read_record(folder) if folder.is_dir() else None
-    ours = record is not None and record.get("subcommand") in EVALUATIONS
+    ours = (record is not None and record.get("subcommand") in EVALUATIONS) or (
+        not given and layout.is_run_dir(run_dir)
+    )
     if folder.is_dir() and any(folder.iterdir()) and not ours:
         raise UsageError(
-            f"--output_dir {output_dir} already holds other files; give a new or empty folder (or one an "
+            f"{flag} already holds other files; give a new or empty folder with --output_dir DIR (or one an "
             "earlier validate, test or predict wrote)"
         )
     if not _writable(folder):
-        raise UsageError(f"--output_dir {output_dir} is not writable; give a folder you can write to")
+        where = f"{flag} is not writable" if given else f"cannot write into {folder} (the folder is read-only)"
+        raise UsageError(f"{where}; send the outputs elsewhere with --output_dir DIR")
     return folder
 
 
