@@ -74,9 +74,9 @@ class AppendingMetricsWriter(ExperimentWriter):
                 reader = csv.DictReader(f)
                 rows, keys = list(reader), list(reader.fieldnames or [])
             kept = [row for row in rows if _before(row, start_epoch, start_step)]
-            if kept != rows:
+            if kept != rows or keys != sorted(keys):  # appended rows follow the sorted header Lightning writes
                 with atomic_write(path, newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=keys)
+                    writer = csv.DictWriter(f, fieldnames=sorted(keys))
                     writer.writeheader()
                     writer.writerows(kept)
             self.metrics_keys = sorted(keys)
