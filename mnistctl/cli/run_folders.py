@@ -20,7 +20,6 @@ from jsonargparse import Namespace
 from mnistctl import layout
 from mnistctl.errors import UsageError
 
-EVALUATIONS = ("validate", "test", "predict")
 SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
 
 
@@ -129,9 +128,8 @@ def output_folder(run_dir: Path, subcommand: str, output_dir: str | None) -> Pat
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} is a file; give a folder with --output_dir DIR")
     record = layout.read_record(folder) if folder.is_dir() else None
-    ours = (record is not None and record.get("subcommand") in EVALUATIONS) or (
-        not given and layout.is_run_dir(run_dir)
-    )
+    inside_a_run = not given and layout.is_run_dir(run_dir)
+    ours = inside_a_run or (record is not None and record.get("subcommand") in layout.EVALUATIONS)
     if folder.is_dir() and any(folder.iterdir()) and not ours:
         raise UsageError(
             f"{flag} already holds other files; give a new or empty folder with --output_dir DIR (or one an "
