@@ -29,7 +29,7 @@ def _unnamed_file(folder: Path) -> int | None:
     if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
         return None
     try:
-        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
     except OSError:  # the file system does not support it (EOPNOTSUPP, EISDIR on old kernels, ...)
         return None
 
@@ -46,16 +46,45 @@ def _link(fd: int, path: Path) -> None:
 
 def _name(fd: int, path: Path, replace: bool) -> None:
     """Give the complete unnamed file `fd` the name `path` (atomically replacing it, or never over one)."""
-    if not replace:
-        _link(fd, path)  # FileExistsError if something has the name meanwhile
-        return
-    tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.tmp"  # named for the rename only
-    _link(fd, tmp)
     try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if not replace:
+            _link(fd, path)  # FileExistsError if something has the name meanwhile
+            return
+        tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.tmp"  # named for the rename only
+        _link(fd, tmp)
+    except FileExistsError:
         raise
+    except OSError:  # this system cannot name an unnamed file after all (e.g. /proc hidden): copy it instead
+        tmp = _named_copy(fd, path)
+    _publish(tmp, path, replace)
+
+
+def _named_copy(fd: int, path: Path) -> Path:
+    """A hidden named copy of the content of `fd`, beside `path`, fsynced."""
+    copy_fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        offset = 0
+        while block := os.pread(fd, 1 << 20, offset):
+            offset += os.write(copy_fd, block)
+        os.fsync(copy_fd)
+        os.fchmod(copy_fd, _file_mode())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(copy_fd)
+    return Path(name)
+
+
+def _publish(tmp: Path, path: Path, replace: bool) -> None:
+    """Rename the complete file `tmp` to `path` (or link it, never over an existing file), removing `tmp`."""
+    try:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -80,11 +109,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, replace: bool = Tr
             if tmp is None:
                 _name(f.fileno(), path, replace)
         if tmp is not None:
-            if replace:
-                os.replace(tmp, path)
-            else:
-                os.link(tmp, path)
-                tmp.unlink()
+            _publish(tmp, path, replace)
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
