@@ -56,7 +56,7 @@ from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
 from mnistctl.data import MNISTDataModule
-from mnistctl.data.mnist_files import cache_root, prepare_root
+from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
 from mnistctl.model import MNISTClassifier
 from mnistctl.schedules import OneCycle
@@ -221,7 +221,7 @@ class MnistCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
-        _prepare_data(config.data)
+        prepare_root(config.data.data_dir, config.data.download)
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         extra = []
@@ -381,17 +381,6 @@ def _check_yaml(path: str) -> None:
 
 def _class_name(component) -> str:
     return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
-
-
-def _prepare_data(data: Namespace) -> None:
-    try:
-        prepare_root(data.data_dir, data.download)
-    except OSError as err:  # e.g. the cache folder is a file or read-only
-        where = err.filename or cache_root()
-        raise UsageError(
-            f"cannot write MNIST into {where} ({err.strerror or err}): set MNISTCTL_CACHE_DIR to a writable "
-            "folder (the bundled copy is unpacked there), or point --data.data_dir at a copy"
-        ) from None
 
 
 def run_cli(args: list[str]) -> MnistCLI:
