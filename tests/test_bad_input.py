@@ -50,7 +50,7 @@ def assert_no_run_folder(tmp_path):
         (["test"], ["needs --ckpt_path"]),
         (["fit", "--data.data_dir", "."], ["no MNIST files", "--data.download"]),
         # out of range: the right type, a meaningless value
-        (["fit", "--optimizer.lr", "-0.1"], ["--optimizer.lr must be positive", "-0.1"]),
+        (["fit", "--optimizer.lr", "-0.1"], ["--optimizer.lr must be a positive finite number", "-0.1"]),
         (["fit", "--trainer.max_epochs", "0"], ["--trainer.max_epochs must be at least 1", "got 0"]),
         (["fit", "--data.val_size", "70000"], ["--data.val_size must be between 1 and 59999", "70000"]),
         (["fit", "--data.eval_batch_size", "0"], ["--data.eval_batch_size must be at least 1"]),

@@ -114,6 +114,7 @@ def test_hydra_override_forms_are_accepted_and_compose_to_their_value(tmp_path, 
 
 # One bad value per range rule, as a sweep override and as a `mnistctl fit` flag.
 BAD_VALUES = {
+    "seed_everything": "-1",
     "num_threads": "0",
     "trainer.max_epochs": "-2",
     "model.dropout_ratio": "1.5",
@@ -131,7 +132,8 @@ BAD_VALUES = {
 def test_every_range_rule_is_checked_by_both_and_fit_says_the_same(tmp_path, capsys):
     assert sorted(BAD_VALUES) == sorted(RULES)
     for key, value in BAD_VALUES.items():
-        assert run_main("sweep", "--dry-run", f"{key}={value}") == 2
+        sweep_key = "seed" if key == "seed_everything" else key  # the sweep's name for LightningCLI's seed
+        assert run_main("sweep", "--dry-run", f"{sweep_key}={value}") == 2
         (swept,) = error_lines(capsys)
         assert swept.startswith(f"mnistctl: error: bad override: {key} must be ") and swept.endswith(f", got {value}")
         assert run_main("fit", flag(key), value) == 2
