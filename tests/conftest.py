@@ -201,5 +201,5 @@ def two_runs(tmp_path_factory) -> TwoRuns:
     # Found by content, not by file name: the one checkpoint other than last.ckpt saved at the best epoch.
     epochs = {p: torch.load(p, weights_only=True)["epoch"] for p in (newer / "checkpoints").glob("*.ckpt")}
     (best,) = [p for p, epoch in epochs.items() if epoch == best_epoch and p.name != "last.ckpt"]
-    assert epochs[newer / "checkpoints" / "last.ckpt"] == 2
+    assert epochs[newer / "checkpoints" / "last.ckpt"] == 2, "last.ckpt does not hold the final epoch"
     return TwoRuns(root, older, newer, best, newer / "checkpoints" / "last.ckpt", val_acc)

@@ -27,23 +27,25 @@ def run_ok(root: Path, *args: str) -> str:
     return done.stdout
 
 
-def record(folder: Path) -> dict:
-    return json.loads((folder / "run.json").read_text())
+def record(root: Path, subcommand: str) -> dict:
+    """The run.json that `subcommand` just wrote, in whichever run folder it chose."""
+    written = max(root.glob(f"runs/*/*/{subcommand}/run.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(written.read_text())
 
 
 @pytest.fixture(scope="module")
 def evaluations(two_runs: TwoRuns) -> dict[str, dict]:
     """run.json of `test`, `validate` and `predict` given `best`, of `test` given `last`, and export's output."""
-    root, run = two_runs.root, two_runs.newer
+    root = two_runs.root
     found = {}
     run_ok(root, "test", "--ckpt_path", "best", "--trainer.limit_test_batches", "2", *QUIET)
-    found["test best"] = record(run / "test")
+    found["test best"] = record(root, "test")
     run_ok(root, "test", "--ckpt_path", "last", "--trainer.limit_test_batches", "2", *QUIET)
-    found["test last"] = record(run / "test")
+    found["test last"] = record(root, "test")
     run_ok(root, "validate", "--ckpt_path", "best", "--trainer.limit_val_batches", "2", *QUIET)
-    found["validate best"] = record(run / "validate")
+    found["validate best"] = record(root, "validate")
     run_ok(root, "predict", "--ckpt_path", "best", "--trainer.limit_predict_batches", "1", *QUIET)
-    found["predict best"] = record(run / "predict")
+    found["predict best"] = record(root, "predict")
     found["export best"] = {"stdout": run_ok(root, "export", "--ckpt_path", "best", "--output", "best.pt")}
     return found
 
