@@ -12,6 +12,8 @@ one that keeps only last.ckpt and saves it whenever Lightning's checkpoint timin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 LAST = ModelCheckpoint.CHECKPOINT_NAME_LAST  # "last": the file is last.ckpt
@@ -21,6 +23,21 @@ class LastCheckpoint(ModelCheckpoint):
     """A ModelCheckpoint under its own name: its state in a checkpoint is stored under `LastCheckpoint{...}`,
     so neither `best` resolution (which reads `ModelCheckpoint*` states) nor the default ModelCheckpoint of
     validate/test/predict takes it for theirs."""
+
+    def _save_none_monitor_checkpoint(self, trainer, monitor_candidates) -> None:
+        # Checkpoint callbacks run in order, the configured one first: when it has just written last.ckpt
+        # (it saved a top-k checkpoint at this step), writing it again would only double the I/O.
+        target = Path(self.format_checkpoint_name(monitor_candidates))
+        configured = trainer.checkpoint_callback
+        if (
+            configured is not self
+            and getattr(configured, "_last_global_step_saved", None) == trainer.global_step
+            and configured.last_model_path
+            and Path(configured.last_model_path) == target
+        ):
+            self.best_model_path = str(target)
+            return
+        super()._save_none_monitor_checkpoint(trainer, monitor_candidates)
 
 
 def last_every_epoch(callbacks) -> list[ModelCheckpoint]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,12 +128,20 @@ def group_classes(group: str) -> list[str]:
 
 
 def print_config(*args: str) -> dict:
-    """`mnistctl fit --print_config ARGS`, in-process, as a dict (imports torch and Lightning)."""
+    """`mnistctl fit --print_config ARGS`, in-process, as a dict (imports torch and Lightning).
+
+    The packaged defaults only: MNISTCTL_FIT__* variables of this shell are set aside meanwhile, or they
+    would end up in the files that ship (the tests set MNISTCTL_FIT__TRAINER__ACCELERATOR, for one).
+    """
     from mnistctl.cli.mnist_cli import run_cli
 
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        run_cli(["fit", *args, "--print_config"])
+    own = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("MNISTCTL_FIT__")}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            run_cli(["fit", *args, "--print_config"])
+    finally:
+        os.environ.update(own)
     return yaml.safe_load(out.getvalue())
 
 
