@@ -19,7 +19,7 @@ import pytest
 from torchvision.datasets import MNIST
 
 import mnistctl
-from conftest import REPO, TINY_MIN_ACC, last_metric, run_main
+from conftest import REPO, TINY_RUN_MIN_ACC, last_metric, run_main
 
 SHIPPED = Path(mnistctl.__file__).parent / "data" / "mnist"
 
@@ -36,7 +36,7 @@ def test_the_first_command_unpacks_mnist_into_an_empty_cache(tiny_run, tmp_path,
     shutil.copytree(tiny_run / "checkpoints", tmp_path / "run" / "checkpoints")
     args = ["--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--trainer.limit_test_batches", "2"]
     assert run_main("test", *args, "--trainer.enable_progress_bar", "false") == 0
-    assert last_metric(tmp_path / "run" / "test" / "metrics.csv", "test/acc") >= TINY_MIN_ACC
+    assert last_metric(tmp_path / "run" / "test" / "metrics.csv", "test/acc") >= TINY_RUN_MIN_ACC
     # The four files, as shipped (SHA256SUMS), where torchvision's reader finds them; nothing elsewhere.
     sums = dict(line.split()[::-1] for line in (SHIPPED / "SHA256SUMS").read_text().splitlines())
     raw = cache / "MNIST" / "raw"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SWEEP_TINY, TINY, TINY_MIN_ACC, last_metric, read_csv, run_cli
+from conftest import REPO, SWEEP_TINY, TINY, TINY_RUN, TINY_RUN_MIN_ACC, last_metric, read_csv, run_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -40,9 +40,9 @@ def probabilities(csv: Path) -> tuple[list[str], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def gpu_run(tmp_path_factory) -> Path:
-    """Two tiny epochs trained on the GPU; returns the run folder."""
+    """Two epochs of tiny_run's budget trained on the GPU; returns the run folder."""
     root = tmp_path_factory.mktemp("gpu")
-    run_ok(root, "fit", *TINY, *GPU, "--trainer.max_epochs", "2")
+    run_ok(root, "fit", *TINY_RUN, *GPU, "--trainer.max_epochs", "2")
     (run,) = (root / "runs" / "mnist").iterdir()
     return run
 
@@ -50,7 +50,7 @@ def gpu_run(tmp_path_factory) -> Path:
 def test_fit_on_the_gpu_says_so_and_learns(gpu_run):
     record = json.loads((gpu_run / "run.json").read_text())
     assert record["status"] == "completed" and record["device"]["accelerator"] == "cuda"
-    assert last_metric(gpu_run / "metrics.csv", "test/acc") >= TINY_MIN_ACC
+    assert last_metric(gpu_run / "metrics.csv", "test/acc") >= TINY_RUN_MIN_ACC
 
 
 def test_predict_on_the_gpu_matches_the_cpu_and_limits_the_same(gpu_run):
