@@ -16,7 +16,7 @@ from pytorch_lightning import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnistctl.errors import UsageError
+from mnistctl import ranges
 from mnistctl.network import CNN
 
 PROBABILITY_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
@@ -40,8 +40,7 @@ class MNISTClassifier(LightningModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        if not 0.0 <= dropout_ratio < 1.0:
-            raise UsageError(f"--model.dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        ranges.check("model.dropout_ratio", dropout_ratio)
         # Under LightningCLI the criterion is recorded as its class_path dict, so checkpoints rebuild it.
         self.save_hyperparameters()
         self.net = CNN(num_classes, dropout_ratio).to(memory_format=torch.channels_last)

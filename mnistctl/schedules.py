@@ -10,6 +10,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import OneCycleLR
 
+from mnistctl import ranges
 from mnistctl.errors import UsageError
 
 
@@ -60,8 +61,7 @@ class OneCycle(OneCycleLR):
                 "the one-cycle learning-rate schedule needs a finite run: set --trainer.max_epochs or "
                 "--trainer.max_steps, or choose another --lr_scheduler"
             )
-        if not 0 < kwargs["pct_start"] < 1:
-            raise UsageError(f"--lr_scheduler.pct_start must be between 0 and 1 (exclusive), got {kwargs['pct_start']}")
+        ranges.check("lr_scheduler.init_args.pct_start", kwargs["pct_start"])
         # torch divides by the warm-up's length in steps minus one: a run of a handful of batches (e.g.
         # --trainer.limit_train_batches 4) would divide by zero, so the schedule spans at least two warm-up steps.
         steps = max(int(steps), math.ceil(2 / kwargs["pct_start"]))

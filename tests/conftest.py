@@ -92,6 +92,23 @@ def pytest_make_collect_report(collector):
     _skip_is_a_failure(collector, outcome.get_result())
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache(tmp_path_factory):
+    """mnistctl's user cache (unpacked MNIST, generated sweep configs) in one folder for the whole session,
+    never ~/.cache; subprocesses inherit it. A cache set from outside (MNISTCTL_CACHE_DIR) is kept."""
+    if not os.environ.get("MNISTCTL_CACHE_DIR"):
+        os.environ["MNISTCTL_CACHE_DIR"] = str(tmp_path_factory.mktemp("mnistctl-cache"))
+    return Path(os.environ["MNISTCTL_CACHE_DIR"])
+
+
+@pytest.fixture(scope="session")
+def sweep_tree(user_cache) -> Path:
+    """The sweep's Hydra tree, generated once per session (seconds), so sweep commands print only their own lines."""
+    from mnistctl.sweep.tree import config_dir
+
+    return config_dir()
+
+
 @pytest.fixture(autouse=True)
 def in_tmp_folder(tmp_path, monkeypatch):
     """Each test works in its own folder: runs/ and outputs land there."""

@@ -123,32 +123,61 @@ def test_predict_dir_that_does_not_exist(tiny_run, tmp_path, capsys):
 # -- sweep: bad overrides and bad sweep folders; nothing trains and no sweep folder is made ------------
 
 
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("model.dropout_ratio=0.1,", "malformed override 'model.dropout_ratio=0.1,'"),
-        ("model.dropout_ratio=range(1,", "malformed override 'model.dropout_ratio=range(1,'"),
-        ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
-        ("criterion=glob(zz*)", "criterion=glob(zz*) expands to no jobs"),
-        ("seed=range(3,1)", "seed=range(3,1) expands to no jobs"),
-        ("trainer.max_epoch=2", "unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
-        ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
-        ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
-        ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
-        ("data=3", "data is a section, not a value"),
-        ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
-        ("seed=1,2,1", "the same overrides as job #0 (seed=1"),
-    ],
-)
-def test_bad_sweep_override_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys, override, message):
-    assert run_main("sweep", override, *SWEEP_TINY) == 2
+# Every bad sweep override the suite knows, with the message it gets. test_sweep_agreement.py runs each one
+# both as `sweep --dry-run` and as a real sweep and asserts the same exit code and the same line.
+BAD_SWEEP_OVERRIDES = [
+    ("model.dropout_ratio=0.1,", "malformed override 'model.dropout_ratio=0.1,'"),
+    ("model.dropout_ratio=range(1,", "malformed override 'model.dropout_ratio=range(1,'"),
+    ("optimizer=rmsprop", "optimizer has no option rmsprop (options: adam, adamw, sgd)"),
+    ("criterion=glob(zz*)", "criterion=glob(zz*) expands to no jobs"),
+    ("seed=range(3,1)", "seed=range(3,1) expands to no jobs"),
+    ("trainer.max_epoch=2", "unknown key trainer.max_epoch; did you mean trainer.max_epochs?"),
+    ("hydra/launcher=ray", "hydra/launcher has no option ray (options: basic, joblib, submitit_local"),
+    ("optimizer.init_args.momentum=0.5", "torch.optim.Adam has no argument momentum"),
+    ("hydra.launcher.n_job=2", "Could not override 'hydra.launcher.n_job': Key 'n_job' not in 'BasicLauncherConf'"),
+    ("data=3", "data is a section, not a value"),
+    ("model.criterion.class_path=torch.nn.L1Loss", "pick one with criterion=..."),
+    ("seed=1,2,1", "the same overrides as job #0 (seed=1"),
+    # Hydra refuses these when it composes: the dry run composes every job as the real sweep does.
+    ("+trainer.max_epochs=2", "Could not append to config. An item is already at 'trainer.max_epochs'"),
+    ("trainer={max_epoch:2}", "Could not override 'trainer': Key 'max_epoch' is not in struct"),
+    ("~trainer.max_time", "Could not delete from config. 'trainer.max_time' does not exist"),
+    ("hydra.sweeper.params.model.dropout_ratio=interval(0.1,0.5)", "Sweeping over Hydra's configuration"),
+    ("hydra.sweep.dir=a,b", "Sweeping over Hydra's configuration is not supported"),
+    # Values: types from the LightningCLI parser, ranges from mnistctl/ranges.py.
+    ("model.dropout_ratio=1.5", "model.dropout_ratio must be in [0, 1), got 1.5"),
+    ("data.batch_size=-1", "data.batch_size must be at least 1, got -1"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer or null, got 'abc'"),
+    ("trainer.max_epochs=0", "trainer.max_epochs must be at least 1 (or -1 for no limit), got 0"),
+    (
+        "optimizer.init_args.lr=nan",
+        "optimizer.init_args.lr must be a positive finite number (at most 3.4e38, a float32), got nan",
+    ),  # noqa: E501
+    ("data.data_dir=123", "data.data_dir must be a string or null, got 123"),
+    ("data.batch_size=64.0", "data.batch_size must be an integer, got 64.0"),
+    ("model.dropout_ratio=0.1,1.0", "model.dropout_ratio must be in [0, 1), got 1.0"),
+    ("hydra/sweeper=optuna model.dropout_ratio=interval(0.1,1.5)", "model.dropout_ratio must be in [0, 1), got 1.5"),
+    ("hydra.sweeper.params={model.dropout_ratio:[0.1]}", "must be a string of sweep values"),
+    ("hydra/launcher=joblib hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0 runs no job at a time"),
+    ("search=lr_dropout hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 runs no trial"),
+    # The sweep folder: new or empty (a file, or a folder with a user's files, is refused).
+    ("hydra.sweep.dir=afile", "hydra.sweep.dir="),
+    ("++hydra.sweep.dir=afile/sub", "which is a file"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_SWEEP_OVERRIDES)
+def test_bad_sweep_override_is_one_line_exit_2_and_nothing_runs(sweep_tree, tmp_path, capsys, override, message):
+    (tmp_path / "afile").write_text("a user's file\n")
+    assert run_main("sweep", *SWEEP_TINY, *override.split(" ")) == 2  # last: it wins over the budget
     err = capsys.readouterr().err
-    assert err.startswith("mnistctl: error: ") and err.count("\n") == 1
+    assert err.startswith("mnistctl: error: ") and err.count("\n") == 1, err
     assert message in err
-    assert not (tmp_path / "sweeps").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no sweep folder, nothing else
+    assert (tmp_path / "afile").read_text() == "a user's file\n"
 
 
-def test_summary_and_resume_need_a_sweep_folder(tmp_path, capsys):
+def test_summary_and_resume_need_a_sweep_folder(sweep_tree, tmp_path, capsys):
     assert run_main("sweep", "--summary", "nowhere") == 2
     assert "sweep folder nowhere does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -158,7 +187,7 @@ def test_summary_and_resume_need_a_sweep_folder(tmp_path, capsys):
     assert "has no readable sweep.json" in capsys.readouterr().err
 
 
-def test_resume_of_a_folder_from_another_tool_changes_nothing(tmp_path, capsys):
+def test_resume_of_a_folder_from_another_tool_changes_nothing(sweep_tree, tmp_path, capsys):
     # A plain Hydra multirun folder: it has jobs, but not the sweep.json that mnistctl writes.
     other = tmp_path / "multirun"
     (other / "0" / ".hydra").mkdir(parents=True)

@@ -1,32 +1,39 @@
 """Range checks on a parsed LightningCLI config, run before anything is built.
 
-    mnistctl fit --optimizer.lr -0.1      # -> mnistctl: error: --optimizer.lr must be positive, got -0.1
+    mnistctl fit --optimizer.lr -0.1      # -> mnistctl: error: --optimizer.lr must be a positive finite number ...
 
 Types are checked by jsonargparse; values that are the right type but meaningless (a negative
-learning rate, zero epochs) are checked here so the user gets one line naming the flag.
+learning rate, zero epochs) are checked by the rules in mnistctl/ranges.py, the same rules
+`mnistctl sweep --dry-run` applies to every job, so the user gets one line naming the flag.
 """
 
 from __future__ import annotations
 
+import math
+
 from jsonargparse import Namespace
 
 from mnistctl.errors import UsageError
+from mnistctl.ranges import RULES, check_tree, flag
+
+RATE_KEYS = ("optimizer.init_args.lr", "lr_scheduler.init_args.max_lr")
 
 
-def _positive(name: str, value) -> None:
-    if value is not None and not value > 0:
-        raise UsageError(f"--{name} must be positive, got {value}")
+def check_argv_numbers(argv: list[str]) -> None:
+    """`--optimizer.lr nan` (or inf): one line here; jsonargparse's own message spans a screen."""
+    rate_flags = {flag(key): key for key in RATE_KEYS}
+    for i, arg in enumerate(argv):
+        name, _, value = arg.partition("=")
+        if not value and i + 1 < len(argv):
+            value = argv[i + 1]
+        if name in rate_flags:
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if not math.isfinite(number):
+                raise UsageError(f"{name} {RULES[rate_flags[name]].text}, got {value}")
 
 
 def check_config(config: Namespace) -> None:
-    if config.get("num_threads") is not None and config.num_threads < 1:
-        raise UsageError(f"--num_threads must be at least 1, got {config.num_threads}")
-    trainer = config.get("trainer") or Namespace()
-    max_epochs = trainer.get("max_epochs")
-    if max_epochs is not None and (max_epochs == 0 or max_epochs < -1):
-        raise UsageError(f"--trainer.max_epochs must be at least 1 (or -1 for no limit), got {max_epochs}")
-    for section in ("optimizer", "lr_scheduler"):
-        init_args = (config.get(section) or Namespace()).get("init_args") or Namespace()
-        for key in ("lr", "max_lr"):
-            _positive(f"{section}.{key}", init_args.get(key))
-    _positive("data.std", config.data.get("std"))
+    check_tree(config.as_dict())

@@ -12,11 +12,9 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningDataModule
 
+from mnistctl import ranges
 from mnistctl.data.batches import TensorBatches
 from mnistctl.data.mnist_files import load_split, prepare_root
-from mnistctl.errors import UsageError
-
-TRAIN_SIZE = 60_000
 
 
 class MNISTDataModule(LightningDataModule):
@@ -55,17 +53,14 @@ class MNISTDataModule(LightningDataModule):
         predict_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise UsageError(
-                "--data.batch_size and --data.eval_batch_size must be at least 1, "
-                f"got {batch_size} and {eval_batch_size}"
-            )
-        if not 0 < val_size < TRAIN_SIZE:
-            raise UsageError(f"--data.val_size must be between 1 and {TRAIN_SIZE - 1}, got {val_size}")
-        if std <= 0:
-            raise UsageError(f"--data.std must be positive, got {std}")
-        if not 0 <= augment_shift <= 8:
-            raise UsageError(f"--data.augment_shift must be between 0 and 8 pixels, got {augment_shift}")
+        for name, value in dict(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            val_size=val_size,
+            std=std,
+            augment_shift=augment_shift,
+        ).items():
+            ranges.check(f"data.{name}", value)
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
 

@@ -27,6 +27,7 @@ import torch
 from mnistctl.atomic import atomic_write
 from mnistctl.data.checksums import STAMP_NAME, NotRegularFile, check_file, open_regular, read_verified
 from mnistctl.errors import UsageError
+from mnistctl.layout import cache_root  # where the bundled copy is unpacked
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 CACHE_HINT = "set MNISTCTL_CACHE_DIR to a writable folder"
-
-
-def cache_root() -> Path:
-    """Where the bundled copy is unpacked: $MNISTCTL_CACHE_DIR, else $XDG_CACHE_HOME/mnistctl."""
-    if os.environ.get("MNISTCTL_CACHE_DIR"):
-        return Path(os.environ["MNISTCTL_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg) / "mnistctl"
 
 
 def bundled_dir() -> Path:

@@ -2,6 +2,10 @@
 
     mnistctl sweep criterion=ce,mse optimizer=adam,sgd
 
-command.py parses the command line and runs Hydra's multirun; plan.py expands and checks the jobs
-before anything trains; job.py runs one job; summary.py and plot.py compare the jobs at the end.
+command.py parses the command line and runs Hydra's multirun. Before it, tree.py finds (or generate.py
+builds, once per set of installed versions) the Hydra tree to compose from, and plan.py makes the plan
+the dry run shows: overrides.py parses them, checks.py checks their keys, compose.py composes each job as
+the multirun will and values.py checks its values (with mnistctl/ranges.py); folder.py checks and claims
+the sweep folder. job.py runs one job in the folder job_folder.py gives it; summary.py, metrics.py and
+plot.py compare the jobs at the end; show.py prints --dry-run, --cfg and --info.
 """

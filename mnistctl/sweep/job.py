@@ -7,12 +7,11 @@ Hydra calls `run_job` once per job, in the sweep process (basic launcher), in a 
 folder gets job.yaml (the LightningCLI config, num_threads included), job.json (overrides, status,
 metrics, error), stdout.log/stderr.log of the fit and runs/<name>/version_0/ (the fit's run folder).
 A job whose overrides already completed in this sweep folder is not re-run; one that was interrupted
-continues from its last.ckpt.
+continues from its last.ckpt. Which folder is the job's is decided by its key (job_folder.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,7 +26,16 @@ import yaml
 
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
-from mnistctl.layout import JOB_CONFIG, JOB_RECORD
+from mnistctl.layout import JOB_CONFIG
+from mnistctl.sweep.job_folder import (
+    claim_job_dir,
+    find_job_dir,
+    job_key,
+    job_number,
+    last_checkpoint,
+    read_record,
+    write_record,
+)
 from mnistctl.sweep.metrics import run_metrics
 
 log = logging.getLogger(__name__)
@@ -45,29 +53,6 @@ class JobResult(float):
 
     def __reduce__(self):  # pickles through joblib and submitit with its record
         return JobResult, (self.record,)
-
-
-def job_key(overrides: list[str]) -> str:
-    """A job's identity: its overrides, order-free, without Hydra's own (launcher, sweep folder)."""
-    return " ".join(sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra")))
-
-
-def read_record(job_dir: Path) -> dict | None:
-    return layout.read_record(job_dir, JOB_RECORD)
-
-
-def write_record(job_dir: Path, record: dict) -> None:
-    with atomic_write(job_dir / JOB_RECORD) as f:
-        json.dump(record, f, indent=2)
-
-
-def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
-    """The folder in which a job with these overrides already ran, if any (jobs may be renumbered)."""
-    for job_dir in layout.job_dirs(sweep_dir):
-        record = read_record(job_dir)
-        if record and record.get("key") == key:
-            return job_dir
-    return None
 
 
 def threads_per_job(parallel: int) -> int:
@@ -96,14 +81,18 @@ def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
     # Paths the user gave relative to where the sweep started, made absolute for the job folder.
     for section, key in (("data", "data_dir"), ("data", "predict_dir"), ("predictions", "path")):
         value = (tree.get(section) or {}).get(key)
-        if value and not Path(value).expanduser().is_absolute():
+        if value and isinstance(value, str) and not Path(value).expanduser().is_absolute():
             tree[section][key] = str(launch_dir / value)
     return tree
 
 
-def last_checkpoint(job_dir: Path) -> Path | None:
-    run = layout.job_run_dir(job_dir)
-    return layout.last_checkpoint(run) if run is not None and layout.last_checkpoint(run).is_file() else None
+def job_yaml(tree: dict, job_name: str, sweep_dir: Path | str, overrides: list[str]) -> str:
+    """The text of a job's job.yaml: a LightningCLI config, with how to re-run it by hand on top."""
+    head = (
+        f"# mnistctl sweep job {job_name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n"
+        f"# Re-run by hand: cd {Path(sweep_dir) / job_name} && mnistctl fit --config {JOB_CONFIG}\n"
+    )
+    return head + yaml.safe_dump(tree, sort_keys=False)
 
 
 def run_job(cfg, parallel: int = 1) -> JobResult:
@@ -114,24 +103,20 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     sweep_dir = Path(hydra.sweep.dir).resolve()
     overrides = list(hydra.overrides.task)
     key = job_key(overrides)
-    job_dir = find_job_dir(sweep_dir, key) or Path(hydra.runtime.output_dir)
-    previous = read_record(job_dir) or {}
+    job_dir = find_job_dir(sweep_dir, key)  # this very job ran before: its folder, and only its record
+    previous = (read_record(job_dir) if job_dir is not None else None) or {}
     if previous.get("status") == "completed":
         log.info("job %s (%s) already completed: skipped", job_dir.name, key)
         return JobResult(previous)
     threads = threads_per_job(parallel)
     tree = lightning_config(cfg, threads, Path(hydra.runtime.cwd))
-    with atomic_write(job_dir / JOB_CONFIG) as f:
-        f.write(f"# mnistctl sweep job {job_dir.name} of {sweep_dir}: {' '.join(overrides) or '(no overrides)'}\n")
-        f.write(f"# Re-run by hand: cd {job_dir} && mnistctl fit --config {JOB_CONFIG}\n")
-        yaml.safe_dump(tree, f, sort_keys=False)
     command = [sys.executable, "-m", "mnistctl", "fit", "--config", JOB_CONFIG]
     # An interrupted job continues from its last.ckpt; a failed one starts again in a new run folder.
     resume_from = last_checkpoint(job_dir) if previous.get("status") in ("running", "interrupted") else None
     if resume_from is not None:
         command += ["--ckpt_path", str(resume_from.relative_to(job_dir))]
     record = {
-        "job": int(job_dir.name) if job_dir.name.isdigit() else job_dir.name,
+        "job": None,
         "overrides": overrides,
         "key": key,
         "status": "running",
@@ -141,7 +126,12 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         "attempts": previous.get("attempts", 0) + 1,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if job_dir is None:
+        job_dir = claim_job_dir(sweep_dir, Path(hydra.runtime.output_dir), int(hydra.job.num), record)
+    record["job"] = job_number(job_dir)
     write_record(job_dir, record)
+    with atomic_write(job_dir / JOB_CONFIG) as f:
+        f.write(job_yaml(tree, job_dir.name, sweep_dir, overrides))
     resuming = f" (resuming from {record['resumed_from']})" if resume_from else ""
     log.info("job %s: %s%s", record["job"], " ".join(overrides) or "(no overrides)", resuming)
     started = time.perf_counter()

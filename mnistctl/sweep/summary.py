@@ -18,7 +18,7 @@ from pathlib import Path
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, job_dirs
-from mnistctl.sweep.job import read_record
+from mnistctl.sweep.job_folder import job_number, read_record
 
 COLUMNS = [
     "job",
@@ -35,12 +35,27 @@ COLUMNS = [
     "error",
 ]
 SEED_KEYS = ("seed", "seed_everything")
+UNREADABLE = "unreadable"  # the status of a job whose job.json cannot be read
 
 
 def collect(sweep_dir: Path) -> list[dict]:
-    """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last)."""
-    records = [r for job_dir in job_dirs(sweep_dir) if (r := read_record(job_dir))]
+    """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last). A job whose
+    job.json cannot be read (truncated, corrupted) is a row of its own with status `unreadable`."""
+    records = [read_record(job_dir) or _unreadable(job_dir) for job_dir in job_dirs(sweep_dir)]
     return sorted(records, key=lambda r: (r.get("val_acc") is None, -(r.get("val_acc") or 0), str(r["job"])))
+
+
+def _unreadable(job_dir: Path) -> dict:
+    try:
+        size = f"{(job_dir / JOB_RECORD).stat().st_size} bytes"
+    except OSError as err:
+        size = err.strerror or "unreadable"
+    return {
+        "job": job_number(job_dir),
+        "overrides": [],
+        "status": UNREADABLE,
+        "error": f"{job_dir.name}/{JOB_RECORD} is not complete JSON ({size}); its folder may still hold the run",
+    }
 
 
 def config_of(overrides: list[str]) -> str:
@@ -51,7 +66,7 @@ def config_of(overrides: list[str]) -> str:
 def config_stats(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation of val/acc and test/acc per configuration across its seeds."""
     groups: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in (r for r in rows if r["status"] != UNREADABLE):  # its overrides are unknown
         groups.setdefault(config_of(row["overrides"]), []).append(row)
     stats = []
     for config, members in groups.items():
@@ -78,7 +93,7 @@ def write(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
 
 def _common(rows: list[dict]) -> list[str]:
     """Overrides every job shares: shown once under the table instead of in every row."""
-    sets = [set(r["overrides"]) for r in rows]
+    sets = [set(r["overrides"]) for r in rows if r["status"] != UNREADABLE]
     return sorted(set.intersection(*sets)) if len(sets) > 1 else []
 
 
@@ -130,4 +145,10 @@ def summarize(sweep_dir: Path, write_files: bool = True) -> list[dict]:
         write(sweep_dir, rows, stats)
         plot_val_curves(rows, sweep_dir / "val_curves.png", _common(rows))
     render(sweep_dir, rows, stats)
+    unreadable = [str(r["job"]) for r in rows if r["status"] == UNREADABLE]
+    if unreadable:
+        sys.stderr.write(
+            f"mnistctl sweep: warning: {len(unreadable)} job record(s) could not be read "
+            f"(job {', '.join(unreadable)}): listed as {UNREADABLE}\n"
+        )
     return rows

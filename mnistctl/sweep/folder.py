@@ -1,0 +1,108 @@
+"""The sweep folder: new, or empty, or a mnistctl sweep being resumed; claimed before the multirun, and
+given back untouched by a sweep that could not start.
+
+    mnistctl sweep criterion=ce,mse hydra.sweep.dir=mydata    # refused when mydata holds anything
+
+A sweep writes summary.csv, multirun.yaml and numbered job folders into its folder, so a folder that
+holds anything else (a user's files, another tool's multirun) is refused in one line and left as it
+was; the dry run asks the same question. `claim` creates what is missing and sweep.json (exclusively:
+of two sweeps started at once into one folder, one gets it); `release` removes exactly what this
+command created when the multirun stopped before its first job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mnistctl import __version__
+from mnistctl.atomic import atomic_write
+from mnistctl.errors import UsageError
+from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
+
+KEY = "hydra.sweep.dir"
+
+
+@dataclass
+class Claim:
+    path: Path
+    created: list[Path] = field(default_factory=list)  # folders this command made, the sweep folder last
+    resumed: bool = False
+
+
+def problem(folder: Path) -> str | None:
+    """Why a new sweep may not use `folder`, or None."""
+    existing = next((p for p in [folder, *folder.parents] if p.exists() or p.is_symlink()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is a file" if existing == folder else f"is inside {existing}, which is a file"
+        return f"{KEY}={folder} {what}, not a folder; choose a new or empty folder"
+    if existing is not None and existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{KEY}={folder} cannot be created: {existing} is not writable; choose another folder"
+    if existing == folder:
+        try:
+            entries = sorted(p.name for p in folder.iterdir())
+        except OSError as err:
+            return f"{KEY}={folder} cannot be read ({err.strerror}); choose another folder"
+        if SWEEP_RECORD in entries:
+            return (
+                f"{KEY}={folder} already holds a sweep; finish it with 'mnistctl sweep --resume {folder}' "
+                "or choose another folder"
+            )
+        if entries:
+            shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+            return (
+                f"{KEY}={folder} is not empty (it holds {shown}); a sweep needs a new or empty folder, "
+                "or --resume DIR for a folder made by 'mnistctl sweep'"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{KEY}={folder} is not writable; choose another folder"
+    return None
+
+
+def claim(folder: Path | None, overrides: list[str]) -> Claim:
+    """Create the sweep folder (sweeps/<date>_<time>[_N] when none was chosen) and its sweep.json."""
+    chosen = folder is not None
+    base = Path(SWEEPS_ROOT, time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    for n in itertools.count():
+        if not chosen:
+            folder = base.with_name(f"{base.name}_{n}") if n else base
+            if folder.exists():
+                continue
+        if found := problem(folder):
+            raise UsageError(found)
+        created = [p for p in [*reversed(folder.parents), folder] if not p.exists()]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Exclusive create: of two sweeps started at once into one folder, exactly one gets it.
+            os.close(os.open(folder / SWEEP_RECORD, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            break
+        except FileExistsError:
+            if chosen:
+                raise UsageError(problem(folder) or f"{KEY}={folder} was taken by another sweep") from None
+        except OSError as err:
+            raise UsageError(f"{KEY}={folder} cannot be created: {err.strerror or err}") from None
+    record = {"overrides": overrides, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "mnistctl": __version__}
+    with atomic_write(folder / SWEEP_RECORD) as f:
+        json.dump(record, f, indent=2)
+    return Claim(folder, created)
+
+
+def release(taken: Claim) -> None:
+    """Undo `claim` after a multirun that started no job: remove what this command made, nothing else."""
+    if taken.resumed or job_dirs(taken.path):
+        return
+    if taken.path in taken.created:  # everything in it is this sweep's (sweep.json, multirun.yaml, ...)
+        shutil.rmtree(taken.path, ignore_errors=True)
+    else:  # the folder was empty when claimed: all it holds now is the sweep's
+        for entry in taken.path.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    for parent in reversed(taken.created[:-1] if taken.path in taken.created else taken.created):
+        try:
+            parent.rmdir()  # only while empty: another sweep may have started in sweeps/ meanwhile
+        except OSError:
+            break

@@ -1,0 +1,78 @@
+"""Which folder of a sweep a job owns: a job's identity is its key (its overrides, order-free), and a folder
+is the job's only when its job.json holds that key.
+
+    mnistctl sweep --resume sweeps/<time>     # completed jobs found by key and skipped, interrupted ones resumed
+
+Hydra numbers jobs and names their folders (hydra.sweep.subdir); a resumed sweep may number them
+differently, an edited sweep.json or hydra.sweep.subdir=same may point a job at another job's folder. So a
+job looks for the folder whose record holds its key (`find_job_dir`) and otherwise claims one that holds
+no record (`claim_job_dir`): another job's folder, or one with an unreadable job.json, is never trusted,
+skipped into, resumed from or written over.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mnistctl import layout
+from mnistctl.atomic import atomic_write
+from mnistctl.layout import JOB_RECORD
+
+
+def job_key(overrides: list[str]) -> str:
+    """A job's identity: its overrides, order-free, without Hydra's own (launcher, sweep folder)."""
+    return " ".join(sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra")))
+
+
+def read_record(job_dir: Path) -> dict | None:
+    return layout.read_record(job_dir, JOB_RECORD)
+
+
+def write_record(job_dir: Path, record: dict) -> None:
+    with atomic_write(job_dir / JOB_RECORD) as f:
+        json.dump(record, f, indent=2)
+
+
+def find_job_dir(sweep_dir: Path, key: str) -> Path | None:
+    """The folder in which a job with these overrides already ran, if any (jobs may be renumbered)."""
+    for job_dir in layout.job_dirs(sweep_dir):
+        record = read_record(job_dir)
+        if record and record.get("key") == key:
+            return job_dir
+    return None
+
+
+def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) -> Path:
+    """A folder of the sweep that holds no other job, claimed by writing this job's record into it.
+
+    Hydra's folder for the job (<sweep>/<number>, or whatever hydra.sweep.subdir makes of it) unless it
+    already holds a job.json, which is then another job's or unreadable: never trusted, never written
+    over (hydra.sweep.subdir=same, an edited sweep.json). The job then runs in <sweep>/<number>_<k>.
+    The record is named only where none exists (atomic_write, replace=False): of two jobs started at
+    once, one gets each folder.
+    """
+    candidates = [output_dir] if output_dir.parent == sweep_dir else []  # job_dirs() lists direct children
+    candidates.append(sweep_dir / str(number))
+    k = 0
+    while True:
+        for job_dir in candidates:
+            try:
+                job_dir.mkdir(parents=True, exist_ok=True)
+                # replace=False names the complete record only where none exists: the claim is exclusive
+                with atomic_write(job_dir / JOB_RECORD, replace=False) as f:
+                    json.dump({**record, "job": job_number(job_dir)}, f, indent=2)
+                return job_dir
+            except (FileExistsError, NotADirectoryError):
+                continue
+        k += 1
+        candidates = [sweep_dir / f"{number}_{k}"]
+
+
+def job_number(job_dir: Path) -> int | str:
+    return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
+
+
+def last_checkpoint(job_dir: Path) -> Path | None:
+    run = layout.job_run_dir(job_dir)
+    return layout.last_checkpoint(run) if run is not None and layout.last_checkpoint(run).is_file() else None

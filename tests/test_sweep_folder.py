@@ -1,0 +1,97 @@
+"""The sweep folder (issues 9.5, 12.3): new, or empty, or a mnistctl sweep being resumed; a folder with anything
+else is refused in one line and left byte for byte as it was, and a sweep that cannot start leaves nothing.
+
+    .venv/bin/python -m pytest tests/test_sweep_folder.py     # fast: nothing trains
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conftest import SWEEP_TINY, run_main
+
+pytestmark = pytest.mark.usefixtures("sweep_tree")
+
+
+def fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file and folder below `folder`: content hash and modification time of files, folders by name."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        digest = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        mtime = None if path.is_dir() else path.stat().st_mtime_ns  # a folder's own mtime moves as entries come and go
+        found[str(path.relative_to(folder))] = (digest, mtime)
+    return found
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("mnistctl: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["hydra.sweep.dir=mydata", "++hydra.sweep.dir=./mydata", "hydra.sweep={dir:mydata,subdir:x}"],
+)
+def test_a_folder_with_user_files_is_refused_and_left_as_it_was(tmp_path, capsys, override):
+    data = tmp_path / "mydata"
+    (data / "raw").mkdir(parents=True)
+    (data / "summary.csv").write_text("my,own,summary\n")
+    (data / "multirun.yaml").write_text("mine: true\n")
+    (data / "raw" / "0").write_bytes(b"\x00" * 100)
+    before = fingerprint(tmp_path)
+    for dry in (["--dry-run"], []):
+        assert run_main("sweep", *dry, "criterion=ce,mse", *SWEEP_TINY, override) == 2
+        line = error_line(capsys)
+        assert f"hydra.sweep.dir={data} is not empty (it holds multirun.yaml, raw, summary.csv)" in line
+        assert "--resume DIR" in line
+        assert fingerprint(tmp_path) == before
+
+
+def test_a_file_as_the_sweep_folder_is_one_line_in_the_dry_run_and_for_real(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = fingerprint(tmp_path)
+    for target, what in (("notes.txt", "is a file"), ("notes.txt/sub", "is inside")):
+        for dry in (["--dry-run"], []):
+            assert run_main("sweep", *dry, *SWEEP_TINY, f"hydra.sweep.dir={target}") == 2
+            assert what in error_line(capsys)
+            assert fingerprint(tmp_path) == before
+
+
+def test_an_empty_folder_and_a_new_one_are_accepted_by_the_dry_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for target in ("empty", "new/nested"):
+        assert run_main("sweep", "--dry-run", *SWEEP_TINY, f"hydra.sweep.dir={target}") == 0
+        assert f"sweep folder {tmp_path / target} (nothing created)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not list((tmp_path / "empty").iterdir())
+
+
+def test_a_sweep_that_cannot_start_leaves_no_folder_and_only_removes_its_own(tmp_path, capsys):
+    # joblib refuses prefer=nope when the launcher starts, before any job: a launcher's own parameters are
+    # its to check. Nothing of the sweep may stay behind: no sweep.json, no multirun.yaml, no folder.
+    bad_launcher = ["hydra/launcher=joblib", "hydra.launcher.prefer=nope"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "mine.txt").write_text("mine\n")
+    before = fingerprint(tmp_path)
+    for target in ("new/nested/sweep", "empty", "keep/new"):
+        assert run_main("sweep", *SWEEP_TINY, *bad_launcher, f"hydra.sweep.dir={target}") == 1
+        assert "prefer" in error_line(capsys)
+        assert fingerprint(tmp_path) == before, target  # the folders it made are gone; the others untouched
+    assert run_main("sweep", *SWEEP_TINY, *bad_launcher) == 1  # the default sweeps/<date>_<time>
+    assert "prefer" in error_line(capsys)
+    assert fingerprint(tmp_path) == before
+
+
+def test_resume_needs_a_mnistctl_sweep_and_a_new_sweep_refuses_one(tmp_path, capsys):
+    sweep = tmp_path / "old"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text('{"overrides": ["criterion=ce"]}')
+    assert run_main("sweep", "--dry-run", *SWEEP_TINY, "hydra.sweep.dir=old") == 2
+    assert "already holds a sweep; finish it with 'mnistctl sweep --resume" in error_line(capsys)
+    assert run_main("sweep", "--dry-run", "--resume", "old") == 0
+    assert f"sweep folder {sweep} (nothing created)" in capsys.readouterr().out
