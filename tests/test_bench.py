@@ -14,6 +14,10 @@ from benchmarks import extras as bench_extras
 from benchmarks.proc import measure
 from conftest import REPO, last_metric, run_cli
 
+# What --samples 1024 reaches on this CPU (test accuracy on the 10,000 test images): A (batch 32, 32 steps)
+# 0.79, B (plain loop, batch 128, 8 steps) 0.44, C (mnistctl, batch 128, 8 one-cycle steps) 0.35.
+MIN_ACC = {"A": 0.70, "B": 0.38, "C": 0.30}
+
 
 def test_measure_reports_wall_time_and_peak_memory_of_a_child(tmp_path):
     # 200 MiB written (so resident), held for 1.2 s: the kernel and the sampler (every 0.5 s) both see it.
@@ -72,8 +76,7 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
         assert row["train_samples"] == 1024, key  # the same images through each pipeline
         assert 0 < row["train_s"] < row["wall_s"] and row["samples_per_s"] > 0, key
         assert row["peak_rss_mb"] > 100 and row["tree_rss_mb"] >= row["peak_rss_mb"], key  # torch alone is >100
-        # 1,024 images already beat chance (10%) by far; accuracy is a fraction, not a percentage.
-        assert 0.3 < row["test_acc"] <= 1.0, key
+        assert MIN_ACC[key] <= row["test_acc"] <= 1.0, (key, row["test_acc"])
     assert report["runs"]["C"]["batch_size"] == report["runs"]["B"]["batch_size"]
     assert report["ratios"]["C/A"] > 0 and report["ratios"]["C/B"] > 0
     assert report["startup"]["help_s"] > 0
@@ -98,4 +101,7 @@ def test_fast_config_reaches_99_percent_test_accuracy():
     done = run_cli("fit", "--config", str(REPO / "configs" / "fast.yaml"), "--trainer.enable_progress_bar", "false")
     assert done.returncode == 0, done.stderr[-3000:]
     (metrics,) = Path("runs").glob("*/version_*/metrics.csv")
-    assert last_metric(metrics, "test/acc") >= 0.99
+    # 99% is fast.yaml's median over seeds (99.08-99.16% here, 99.16% on an H200): one seed on another CPU
+    # or torch build rounds differently (the default config: 99.48% here, 99.38% on another AVX machine),
+    # so the bar leaves that margin and still fails a recipe that stops reaching 99%.
+    assert last_metric(metrics, "test/acc") >= 0.989

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import last_metric, run_main
+from conftest import TINY_RUN_MIN_ACC, last_metric, run_main
 
 
 def test_env_vars_reach_the_config(monkeypatch, capsys):
@@ -51,4 +51,4 @@ def test_env_vars_drive_a_real_evaluation(tiny_run, tmp_path, monkeypatch):
     config = yaml.safe_load((run / "validate" / "config.yaml").read_text())
     assert config["trainer"]["limit_val_batches"] == 1
     assert Path(config["ckpt_path"]).resolve() == (run / "checkpoints" / "last.ckpt").resolve()
-    assert last_metric(run / "validate" / "metrics.csv", "val/acc") > 0.3
+    assert last_metric(run / "validate" / "metrics.csv", "val/acc") >= TINY_RUN_MIN_ACC

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REPO, read_csv, run_cli
+from conftest import REPO, SWEEP_TINY, read_csv, run_cli
 
 pytestmark = pytest.mark.slurm
 
@@ -32,12 +32,6 @@ SLURM_LAUNCHER = [
     "hydra.launcher.partition=local",
     "hydra.launcher.cpus_per_task=1",
     "hydra.launcher.timeout_min=15",
-]
-TINY_SWEEP = [
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=5",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
 ]
 
 
@@ -130,7 +124,7 @@ def test_failing_job_is_reported_failed(slurm_env, tmp_path):
 def test_two_job_sweep_through_submitit_slurm(slurm_env, tmp_path):
     sweep_dir = tmp_path / "sweep"
     done = run_cli(
-        "sweep", "criterion=ce,mse", *SLURM_LAUNCHER, *TINY_SWEEP, f"hydra.sweep.dir={sweep_dir}", env=slurm_env
+        "sweep", "criterion=ce,mse", *SLURM_LAUNCHER, *SWEEP_TINY, f"hydra.sweep.dir={sweep_dir}", env=slurm_env
     )
     assert done.returncode == 0, done.stderr[-4000:]
 

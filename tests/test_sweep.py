@@ -3,9 +3,10 @@
     .venv/bin/python -m pytest tests/test_sweep.py            # fast checks and the slow real sweeps
 
 Fast tier: --help, --dry-run (no torch, under a second of CPU for two jobs, every bad override reported per
-job). Bad overrides and bad sweep folders are in test_bad_input.py, with every other bad input.
-Slow tier (`slow`): two-job sweeps through the basic and joblib launchers, a failing job beside a good
-one, kill-and-resume, Optuna with two trials and submitit_local; each job trains a few batches.
+job), and one real two-job sweep through the basic launcher (run_job, job.json, summary.csv/json, the table
+and the plot). Bad overrides and bad sweep folders are in test_bad_input.py, with every other bad input.
+Slow tier (`slow`): the joblib launcher, a failing job beside a good one, kill-and-resume, a job re-run by
+hand, --cfg job, inline sweeper params, Optuna with two trials and submitit_local; each job trains a few batches.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def test_dry_run_of_optuna_shows_the_search_space():
     assert "search model.dropout_ratio: interval(0.0, 0.5)" in done.stdout
 
 
-# -- slow: real sweeps ------------------------------------------------------------------------------
+# -- a real two-job sweep, in the fast tier: the sweep's core belongs in the inner loop ----------------
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,6 @@ def two_job_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, 
     return root / "basic", done, time.perf_counter() - started
 
 
-@pytest.mark.slow
 def test_two_job_sweep_runs_one_fit_per_folder(two_job_sweep):
     sweep_dir, done, _ = two_job_sweep
     assert done.returncode == 0, done.stderr[-3000:]
@@ -139,7 +139,6 @@ def test_two_job_sweep_runs_one_fit_per_folder(two_job_sweep):
         assert yaml.safe_load((run / "config.yaml").read_text())["model"]["criterion"]["class_path"] == criterion
 
 
-@pytest.mark.slow
 def test_two_job_sweep_writes_summary_table_and_plot(two_job_sweep, capsys):
     sweep_dir, done, _ = two_job_sweep
     jobs = jobs_of(sweep_dir)
@@ -162,13 +161,17 @@ def test_two_job_sweep_writes_summary_table_and_plot(two_job_sweep, capsys):
     lines = [line for line in done.stdout.splitlines() if line.startswith("│")]
     assert [line.split("│")[1].strip() for line in lines] == [r["job"] for r in rows]
     assert "criterion=mse" in lines[[r["job"] for r in rows].index("1")]
-    assert "every job: trainer.limit_test_batches=2" in done.stdout
+    (caption,) = [line for line in done.stdout.splitlines() if "every job: " in line]
+    assert "trainer.limit_test_batches=2" in caption and "criterion" not in caption
     # --summary re-prints the same table, read-only.
     before = (sweep_dir / "summary.csv").stat().st_mtime_ns
     assert run_main("sweep", "--summary", str(sweep_dir)) == 0
     out = capsys.readouterr().out
     assert [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")] == [r["job"] for r in rows]
     assert (sweep_dir / "summary.csv").stat().st_mtime_ns == before
+
+
+# -- slow: more real sweeps ---------------------------------------------------------------------------
 
 
 @pytest.mark.slow

@@ -36,7 +36,9 @@ from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams
 from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.hparams import hparams_callbacks
+from mnistctl.cli.int_flags import int_before_float
 from mnistctl.cli.interrupts import InterruptCheckpoint
+from mnistctl.cli.last_checkpoint import last_every_epoch
 from mnistctl.cli.logger_choice import apply_logger_choice
 from mnistctl.cli.manifest import RunManifest
 from mnistctl.cli.predictions import PredictionsCSV
@@ -166,6 +168,7 @@ class MnistCLI(LightningCLI):
             "default predictions.csv (default: <run>/<subcommand>); a new or empty folder",
         )
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
+        int_before_float(parser)  # --trainer.limit_*_batches 1 is one batch, whatever typing has cached
 
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
@@ -270,6 +273,7 @@ class MnistCLI(LightningCLI):
             self.manifest,
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
+            *(last_every_epoch(config.trainer.callbacks) if self.subcommand == "fit" else []),  # last.ckpt
         ]
 
     # -- running -------------------------------------------------------------------------------
@@ -314,7 +318,9 @@ class MnistCLI(LightningCLI):
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
             return
         callback = self.trainer.checkpoint_callback
-        ckpt = "best" if callback is not None and callback.best_model_path else None
+        # The best checkpoint's path, not "best": that makes Lightning warn about the second ModelCheckpoint
+        # (last_checkpoint.py) although it reads the first, the configured one, either way.
+        ckpt = callback.best_model_path if callback is not None and callback.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=not is_quiet())
 
     def configure_optimizers(self, lightning_module, optimizer, lr_scheduler=None):

@@ -1,0 +1,66 @@
+"""Callbacks that let tests watch a real fit from outside: the data order, a slower step, an interruption.
+
+mnistctl fit --trainer.callbacks+=probes.RecordEpochIds --trainer.callbacks.folder ids/    # PYTHONPATH=tests
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pytorch_lightning import Callback
+
+
+class RecordEpochIds(Callback):
+    """Writes `ids_epoch<E>.txt` in `folder`: the sample ids of epoch E's training batches, in order.
+
+    Args:
+        folder: where the files go.
+    """
+
+    def __init__(self, folder: str = ".") -> None:
+        self.folder = Path(folder)
+        self.ids: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.ids = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.ids += batch[2].tolist()  # (images, labels, ids)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"ids_epoch{trainer.current_epoch}.txt").write_text("".join(f"{i}\n" for i in self.ids))
+
+
+class Slow(Callback):
+    """Sleeps after every training batch, so that epochs take measurable, even time (e.g. for an ETA).
+
+    Args:
+        seconds: the pause per batch.
+    """
+
+    def __init__(self, seconds: float = 0.25) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        time.sleep(self.seconds)
+
+
+class InterruptAt(Callback):
+    """Presses Ctrl-C (raises KeyboardInterrupt) at the first training batch of `epoch`.
+
+    Args:
+        epoch: the epoch that never runs.
+    """
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def read_ids(folder: Path, epoch: int) -> list[int]:
+    return [int(line) for line in (folder / f"ids_epoch{epoch}.txt").read_text().split()]
