@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
+from torch.optim import Optimizer
 
 from mnistctl import layout
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
@@ -37,15 +38,14 @@ from mnistctl.cli.progress import default_progress
 from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
+from mnistctl.cpu_tuning import tune_process
 from mnistctl.data import MNISTDataModule
 from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
 from mnistctl.model import MNISTClassifier
-from mnistctl.schedules import OneCycle
+from mnistctl.optimization import RECIPE_OPTIMIZER
 from mnistctl.yaml_guard import check_yaml_text, guard_jsonargparse
 
-# The model's own configure_optimizers serves plain-Python use; under the CLI --optimizer wins, as intended.
-warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
 # MNIST batches are cut in memory; there are no DataLoader workers to add.
 warnings.filterwarnings("ignore", message=r".*does not have many workers")
 warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices")
@@ -85,6 +85,7 @@ class Parser(LightningArgumentParser):
 
 class MnistCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
+        tune_process()
         base = [str(packaged_config("base.yaml"))]
         # allow_abbrev=False: a typo such as --trainer.max_epoch must be an error, not a silent prefix match.
         sub_kwargs = {
@@ -97,6 +98,8 @@ class MnistCLI(LightningCLI):
             MNISTClassifier,
             MNISTDataModule,
             parser_class=Parser,
+            # --optimizer and --lr_scheduler are handed to the model, whose configure_optimizers builds them.
+            auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             # Always on, not configurable: exact resume and clean interrupts are guarantees, not options.
             trainer_defaults={"callbacks": [RNGStateCallback(), InterruptCheckpoint()]},
@@ -125,6 +128,9 @@ class MnistCLI(LightningCLI):
             help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)",
         )
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
+        # The same groups LightningCLI adds by default (any torch optimizer and schedule, by class path).
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
 
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
@@ -200,6 +206,9 @@ class MnistCLI(LightningCLI):
         except BaseException:
             self._discard_empty_run()
             raise
+        optimizer, lr_scheduler = self._get(self.config_init, "optimizer"), self._get(self.config_init, "lr_scheduler")
+        self.model.optimizer = optimizer.as_dict() if optimizer else dict(RECIPE_OPTIMIZER)
+        self.model.lr_scheduler = lr_scheduler.as_dict() if lr_scheduler else None
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -229,18 +238,6 @@ class MnistCLI(LightningCLI):
         callback = self.trainer.checkpoint_callback
         ckpt = "best" if callback is not None and callback.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=not is_quiet())
-
-    @staticmethod
-    def configure_optimizers(lightning_module, optimizer, lr_scheduler=None):
-        if lr_scheduler is None:
-            return optimizer
-        if isinstance(lr_scheduler, OneCycle):
-            lr_scheduler.start(lightning_module.trainer.estimated_stepping_batches)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
-        if isinstance(lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            monitor = getattr(lr_scheduler, "monitor", None) or "val/loss"
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "monitor": monitor}}
-        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
 
 def _default_plateau_monitor(args: list[str]) -> list[str]:
