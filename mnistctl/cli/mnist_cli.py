@@ -33,6 +33,7 @@ from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.interrupts import InterruptCheckpoint
 from mnistctl.cli.logger_choice import apply_logger_choice
 from mnistctl.cli.manifest import RunManifest
+from mnistctl.cli.precision import choose_precision
 from mnistctl.cli.predictions import PredictionsCSV
 from mnistctl.cli.progress import default_progress
 from mnistctl.cli.rng_state import RNGStateCallback
@@ -159,6 +160,7 @@ class MnistCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         check_config(config)
+        precision = choose_precision(config, self.subcommand)  # for run.json
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
         if config.num_threads is not None:
@@ -183,6 +185,7 @@ class MnistCLI(LightningCLI):
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
         folder = self.run_dir if self.subcommand == "fit" else layout.evaluation_dir(self.run_dir, self.subcommand)
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config)
+        self.manifest.record["precision"] = precision
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
