@@ -1,16 +1,18 @@
 """Benchmark: mnistctl against the original recipe and a plain PyTorch loop, side by side, on this machine.
 
-    python -m benchmarks --quick --json bench.json    # about a minute; `make bench-quick`
-    python -m benchmarks                              # one epoch each, plus time to 99% (~5 min)
+    python -m benchmarks --quick --json bench.json    # a fraction of an epoch; `make bench-quick`
+    python -m benchmarks --seeds 3                    # one epoch each, plus time to 99%; `make bench`
 
 Runs, each in its own process, the same CNN on the same number of training images:
   A  the original recipe: torchvision MNIST + ToTensor, DataLoader(batch 32, 4 workers), Lightning;
-  B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size and learning rate;
+  B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size, learning rate and precision;
   C  `mnistctl fit` with its default config (configs/base.yaml), limited to the same images.
-Training time is timed inside each process with one clock (`probe.py`), wall time and peak memory
-(the peak resident set of the process and of its tree) from outside (`proc.py`). Then: wall time of
-`mnistctl fit --config configs/fast.yaml` to 99% test accuracy, start-up of `--help` and `sweep --dry-run`, `predict`
-throughput and the per-job overhead of a two-job sweep (`extras.py`). It asserts nothing about speed.
+B, C and the time-to-99% runs go once per instruction set (`isa.py`): this CPU's own and, on an AVX512
+CPU, AVX2 (oneDNN held to it), side by side. Training time is timed inside each process with one clock
+(`probe.py`), wall time and peak memory (the peak resident set of the process and of its tree) from
+outside (`proc.py`). Then: wall time of `mnistctl fit --config configs/fast.yaml` to 99% test accuracy,
+start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a two-job
+sweep (`extras.py`). It asserts nothing about speed.
 """
 
 from __future__ import annotations

@@ -11,11 +11,14 @@ from rich.table import Table
 LEGEND = (
     "A: torchvision MNIST + ToTensor, DataLoader(32, 4 workers), Lightning. B: plain PyTorch over in-memory "
     "tensors at C's batch, lr and precision. C: mnistctl fit, default config. ISA: the instruction set oneDNN "
-    "was allowed (AVX2 on an AVX512 CPU: emulated with ONEDNN_MAX_CPU_ISA=AVX2). samples/s and train s: "
-    "training loop only; "
-    "start-up s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
+    "was allowed (AVX2 on an AVX512 CPU: emulated with ONEDNN_MAX_CPU_ISA=AVX2). float: fp32, or bf16 "
+    "autocast. samples/s and train s: training loop only; "
+    "start s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
     "process (in brackets with its worker processes, whose shared pages count once per process)."
 )
+
+
+PRECISION = {"32-true": "fp32", "bf16-mixed": "bf16"}  # short names for the table
 
 
 def _num(value, fmt: str = ",.0f", suffix: str = "") -> str:
@@ -45,16 +48,16 @@ def _fast_run(run: dict) -> str:
 
 def runs_table(report: dict) -> Table:
     table = Table(title=f"Training {report['samples']:,} MNIST images, same CNN ({report['mode']} mode)")
-    columns = ("run", "ISA", "precision", "batch", "samples/s", "train s", "start-up s", "wall s", "peak MB", "CPU s")
+    columns = ("run", "ISA", "float", "batch", "samples/s", "train s", "start s", "wall s", "peak MB", "CPU s")
     for column in (*columns, "test acc"):
-        table.add_column(column, justify="left" if column in ("run", "ISA") else "right", no_wrap=column == "run")
+        table.add_column(column, justify="left" if column in ("run", "ISA") else "right", no_wrap=column != "peak MB")
     native = report["machine"].get("isa", "")
     for key, row in report.get("runs", {}).items():
         failed = f" [red](exit {row['rc']})[/]" if row["rc"] else ""
         table.add_row(
             f"{key.split('@')[0]} {row['what']}{failed}",
             row.get("isa", native),
-            str(row.get("precision") or "-"),
+            PRECISION.get(row.get("precision"), str(row.get("precision") or "-")),
             str(row["batch_size"]),
             _num(row.get("samples_per_s")),
             _num(row.get("train_s"), ".1f"),
@@ -123,7 +126,7 @@ def _isa_rows(table: Table, summary: dict) -> None:
 
 
 def print_report(report: dict) -> None:
-    console = Console(width=max(Console().width, 100))  # 100 columns when piped, so the table stays whole
+    console = Console(width=max(Console().width, 120))  # 120 columns when piped, so the table stays whole
     m = report["machine"]
     console.print(
         f"{m['cpu']} ({m.get('isa')}), {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "

@@ -60,7 +60,7 @@ warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is int
 guard_jsonargparse()
 
 # At exit, skip the final garbage collection of the millions of objects torch and Lightning create: every
-# command ends 1.6 s sooner on 2 CPU cores (`python -m benchmarks`). Refcounted objects and files still close.
+# command ends sooner (README, "Performance"). Refcounted objects and files still close.
 atexit.register(gc.freeze)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")

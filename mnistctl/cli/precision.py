@@ -3,8 +3,8 @@
     mnistctl fit --config configs/fast.yaml                              # says which one it chose
     mnistctl fit --config configs/fast.yaml --trainer.precision 32-true  # an explicit precision wins
 
-A CPU with AVX512-BF16 or AMX-BF16 trains this CNN about twice as fast under bf16 autocast as in
-float32 (README, "Performance"); one without them emulates BF16 and is several times slower. The
+A CPU with AVX512-BF16 or AMX-BF16 trains this CNN faster under bf16 autocast than in float32; one
+without them emulates BF16 and is much slower (README, "Performance", has the measurements). The
 choice is made when the config leaves `trainer.precision` unset (null) and the run is on the CPU,
 for fit, validate and test (so a test of a checkpoint computes what the fit's own test did); it is
 written into the run's config.yaml, so a re-run with that file repeats it, and into run.json
