@@ -83,7 +83,7 @@ def main(args: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"mnistctl: error: {type(err).__name__}: {err} (run again with --debug for the traceback)\n")
         return 1
-    # Some images given to predict were unreadable: the CSV holds the rest, skipped.txt names them.
+    # Some images given to predict were unreadable: the CSV holds the rest, <csv stem>.skipped.txt names them.
     return SKIPPED_FILES_EXIT_CODE if getattr(getattr(cli, "datamodule", None), "predict_skipped", None) else 0
 
 

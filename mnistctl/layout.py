@@ -4,7 +4,7 @@
 
 A fit run:   <runs root>/<name>/version_N/    run.json  config.yaml  metrics.csv  checkpoints/  ...
              <run>/<subcommand>/              run.json, config.yaml, metrics.csv of validate/test/predict
-             <run>/predictions.csv            what `mnistctl predict` writes by default
+             <run>/predictions.csv            what `mnistctl predict` writes by default (+ predictions.skipped.txt)
 A sweep:     <sweeps root>/<time>/sweep.json, summary.*    <sweep>/<job>/job.yaml, job.json, runs/<name>/version_N/
 
 Every other module asks this one for a path; none spells these names itself. Imports nothing heavy.
@@ -56,24 +56,51 @@ def version_of(run: Path) -> int | None:
     return int(suffix) if run.name.startswith(VERSION_PREFIX) and suffix.isdigit() else None
 
 
-def allocate_run_dir(root: str | os.PathLike, name: str) -> Path:
+def allocate_run_dir(root: str | os.PathLike, name: str, created: list[Path] | None = None) -> Path:
     """Create and return the next free `<root>/<name>/version_N`, as an absolute path.
 
     Absolute, because ModelCheckpoint compares its saved dirpath with the current one on resume:
     the same folder spelt differently would make it version `last.ckpt` as `last-v1.ckpt`.
     Folders are created with an exclusive mkdir, so two fits started at once never share one.
+    `created` receives every folder this call made (missing parents first, the run folder last):
+    the only folders a failed fit may remove again.
     """
     parent = Path(root).resolve() / name
-    parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(parent, created)
     taken = [v for p in parent.glob(f"{VERSION_PREFIX}*") if (v := version_of(p)) is not None]
     version = max(taken, default=-1) + 1
     while True:
         candidate = parent / f"{VERSION_PREFIX}{version}"
         try:
-            candidate.mkdir(parents=True)  # parents: a failed fit may just have removed an empty <name>/
-            return candidate
+            _make_dirs(candidate.parent, created)  # a failed fit may just have removed an empty <name>/
+            candidate.mkdir()
         except FileExistsError:  # another process took it between glob and mkdir
             version += 1
+            continue
+        if created is not None:
+            created.append(candidate)
+        return candidate
+
+
+def _make_dirs(folder: Path, created: list[Path] | None) -> None:
+    """mkdir -p that notes the folders it made itself (one that appears meanwhile is not ours)."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()][::-1]
+    for path in missing:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue
+        if created is not None:
+            created.append(path)
+    if not folder.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(folder))
+
+
+def is_run_dir(folder: Path) -> bool:
+    """A folder a mnistctl fit made (it keeps its record there), as opposed to any folder holding a .ckpt."""
+    return (Path(folder) / RUN_RECORD).is_file()
 
 
 def checkpoints_dir(run: Path) -> Path:
@@ -97,6 +124,12 @@ def evaluation_dir(run: Path, subcommand: str) -> Path:
 
 def default_predictions(run: Path) -> Path:
     return run / PREDICTIONS
+
+
+def skipped_list(predictions_csv: Path) -> Path:
+    """The unreadable images of one predictions CSV, named after it: `a.csv` -> `a.skipped.txt` beside it."""
+    predictions_csv = Path(predictions_csv)
+    return predictions_csv.with_name(f"{predictions_csv.stem}.skipped.txt")
 
 
 def evaluation_dirs(run: Path) -> list[Path]:

@@ -58,6 +58,8 @@ class MNISTClassifier(LightningModule):
         # Not constructor arguments: they are the CLI's --optimizer and --lr_scheduler, not model settings.
         self.optimizer: dict = copy.deepcopy(optimization.RECIPE_OPTIMIZER)
         self.lr_scheduler: dict | None = copy.deepcopy(optimization.RECIPE_LR_SCHEDULER)
+        # Optimizer steps a resumed run already took when its schedule restarts (an allowed optimizer change).
+        self.steps_done = 0
         # This epoch's training loss x samples, correct predictions and samples, summed as tensors.
         self._loss_sum: torch.Tensor | None = None
         self._correct: torch.Tensor | None = None
@@ -129,4 +131,4 @@ class MNISTClassifier(LightningModule):
         return {"ids": ids, "probs": self(x).softmax(-1), "labels": y}
 
     def configure_optimizers(self) -> dict:
-        return optimization.configure_optimizers(self, self.optimizer, self.lr_scheduler)
+        return optimization.configure_optimizers(self, self.optimizer, self.lr_scheduler, self.steps_done)

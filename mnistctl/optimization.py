@@ -29,10 +29,11 @@ def _class(class_path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def configure_optimizers(module, optimizer: dict, lr_scheduler: dict | None) -> dict:
+def configure_optimizers(module, optimizer: dict, lr_scheduler: dict | None, steps_done: int = 0) -> dict:
     """What `LightningModule.configure_optimizers` returns for this optimizer and schedule.
 
-    OneCycle without `total_steps` spans the Trainer's estimated optimizer steps and is stepped every
+    OneCycle without `total_steps` spans the Trainer's estimated optimizer steps (less `steps_done`, those
+    a resumed run took before its schedule restarted) and is stepped every
     batch; ReduceLROnPlateau watches its `monitor` (Lightning's subclass has one) or val/loss; any other
     scheduler steps once per epoch, as Lightning's default.
     """
@@ -43,7 +44,7 @@ def configure_optimizers(module, optimizer: dict, lr_scheduler: dict | None) -> 
     scheduler_class = _class(lr_scheduler["class_path"])
     init_args = copy.deepcopy(dict(lr_scheduler.get("init_args") or {}))
     if issubclass(scheduler_class, OneCycle) and init_args.get("total_steps") is None:
-        init_args["total_steps"] = module.trainer.estimated_stepping_batches
+        init_args["total_steps"] = module.trainer.estimated_stepping_batches - steps_done
     scheduler = scheduler_class(built, **init_args)
     if isinstance(scheduler, OneCycle):
         return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -36,12 +36,17 @@ class LearningCurves(Callback):
     def __init__(self, filename: str = "learning_curves.png") -> None:
         self.filename = filename
         self.written: list[Path] = []
+        self._trained = False
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._trained = True
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._draw(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn == "fit":
+        # Only a fit that trained: one refused before (e.g. a resume that does not fit) changes no file.
+        if trainer.state.fn == "fit" and self._trained:
             try:  # best effort: the curves so far; never hide the exception being handled
                 self._draw(trainer)
             except Exception as err:

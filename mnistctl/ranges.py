@@ -12,7 +12,6 @@ generated key list for the sweep.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from mnistctl.errors import UsageError
 
 TRAIN_SIZE = 60_000  # images in MNIST's training split, of which data.val_size are held out
+FLOAT32_MAX = 3.4028234663852886e38  # a learning rate is used in float32: beyond this it overflows
+SEED_MAX = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,11 @@ class Rule:
 
 AT_LEAST_ONE = Rule(lambda v: v >= 1, "must be at least 1")
 POSITIVE = Rule(lambda v: v > 0, "must be positive")
-POSITIVE_FINITE = Rule(lambda v: v > 0 and math.isfinite(v), "must be positive and finite")
+RATE = Rule(lambda v: 0 < v <= FLOAT32_MAX, "must be a positive finite number (at most 3.4e38, a float32)")
 
 # Keys of the LightningCLI config tree (as in `mnistctl fit --print_config`); None always passes (unset).
 RULES: dict[str, Rule] = {
+    "seed_everything": Rule(lambda v: 0 <= v <= SEED_MAX, f"must be between 0 and {SEED_MAX} (or true: random)"),
     "num_threads": AT_LEAST_ONE,
     "trainer.max_epochs": Rule(lambda v: v >= 1 or v == -1, "must be at least 1 (or -1 for no limit)"),
     "model.dropout_ratio": Rule(lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -42,8 +44,8 @@ RULES: dict[str, Rule] = {
     "data.val_size": Rule(lambda v: 0 < v < TRAIN_SIZE, f"must be between 1 and {TRAIN_SIZE - 1}"),
     "data.std": POSITIVE,
     "data.augment_shift": Rule(lambda v: 0 <= v <= 8, "must be between 0 and 8 pixels"),
-    "optimizer.init_args.lr": POSITIVE_FINITE,
-    "lr_scheduler.init_args.max_lr": POSITIVE_FINITE,
+    "optimizer.init_args.lr": RATE,
+    "lr_scheduler.init_args.max_lr": RATE,
     "lr_scheduler.init_args.pct_start": Rule(lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)"),
 }
 

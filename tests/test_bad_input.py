@@ -149,7 +149,10 @@ BAD_SWEEP_OVERRIDES = [
     ("data.batch_size=-1", "data.batch_size must be at least 1, got -1"),
     ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer or null, got 'abc'"),
     ("trainer.max_epochs=0", "trainer.max_epochs must be at least 1 (or -1 for no limit), got 0"),
-    ("optimizer.init_args.lr=nan", "optimizer.init_args.lr must be positive and finite, got nan"),
+    (
+        "optimizer.init_args.lr=nan",
+        "optimizer.init_args.lr must be a positive finite number (at most 3.4e38, a float32), got nan",
+    ),  # noqa: E501
     ("data.data_dir=123", "data.data_dir must be a string or null, got 123"),
     ("data.batch_size=64.0", "data.batch_size must be an integer, got 64.0"),
     ("model.dropout_ratio=0.1,1.0", "model.dropout_ratio must be in [0, 1), got 1.0"),

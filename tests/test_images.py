@@ -143,7 +143,7 @@ def test_nothing_usable_is_a_usage_error(tmp_path):
         prepare_digit(torch.full((40, 40), 0.7))
 
 
-def test_predict_dir_csv_keyed_by_path_skipped_txt_and_exit_3(tiny_run, tmp_path, capsys, mnist_test):
+def test_predict_dir_csv_keyed_by_path_skip_list_and_exit_3(tiny_run, tmp_path, capsys, mnist_test):
     from mnistctl.model import MNISTClassifier
 
     digits, _ = mnist_test
@@ -170,13 +170,12 @@ def test_predict_dir_csv_keyed_by_path_skipped_txt_and_exit_3(tiny_run, tmp_path
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert int(row["pred"]) == int(np.argmax(probs)) and float(row["prob"]) == max(probs)
     corrupt = str(tmp_path / "mine" / "a" / "corrupt.jpg")
-    assert (out.parent / "skipped.txt").read_text().split("\t")[0] == corrupt
+    assert (out.parent / "preds.skipped.txt").read_text().split("\t")[0] == corrupt
     assert corrupt in capsys.readouterr().err
     manifest = json.loads((tmp_path / "predict" / "run.json").read_text())
     assert manifest["status"] == "completed" and [s["path"] for s in manifest["skipped"]] == [corrupt]
-    assert (
-        str(out.resolve()) in manifest["outputs"] and str((out.parent / "skipped.txt").resolve()) in manifest["outputs"]
-    )
+    skip_list = str((out.parent / "preds.skipped.txt").resolve())
+    assert str(out.resolve()) in manifest["outputs"] and skip_list in manifest["outputs"]
     # The same checkpoint on the original 28x28 tensors: the prepared photos get (nearly) the same answers.
     model = MNISTClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
     with torch.no_grad():

@@ -79,6 +79,9 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert last_metric(run / "metrics.csv", "val/acc") == last_metric(
         whole / "runs" / "mnist" / "version_0" / "metrics.csv", "val/acc"
     )
+    # The resume appended: every epoch once, those before the kill included, as in run.json's history.
+    assert [int(r["epoch"]) for r in read_csv(run / "metrics.csv") if r.get("train/loss")] == [0, 1, 2]
+    assert [h["epoch"] for h in json.loads((run / "run.json").read_text())["history"]] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
@@ -108,7 +111,7 @@ with atomic_write(sys.argv[1]) as f:
 """
 
 
-def test_kill_mid_write_leaves_the_old_complete_file(tmp_path):
+def test_kill_mid_write_leaves_the_old_complete_file_and_nothing_else(tmp_path):
     target = tmp_path / "summary.csv"
     target.write_text("old,complete\n")
     proc = subprocess.Popen([sys.executable, "-c", ATOMIC_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
@@ -116,6 +119,7 @@ def test_kill_mid_write_leaves_the_old_complete_file(tmp_path):
     proc.kill()
     proc.wait()
     assert target.read_text() == "old,complete\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # and no temporary file left behind
 
 
 def test_truncated_checkpoint_is_named_and_skipped_by_last(tiny_run, tmp_path, capsys):

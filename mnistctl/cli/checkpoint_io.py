@@ -1,9 +1,11 @@
-"""Checkpoint writes that are atomic and fail with one clear line (e.g. a full disk).
+"""Checkpoint writes that are atomic and fail with one clear line (e.g. a full disk); reads that happen once.
 
     mnistctl fit            # every checkpoint goes through AtomicCheckpointIO
 
 A checkpoint is serialised to a temporary file beside its target, fsynced, then renamed over it, so a
 kill or a full disk at any moment leaves the previous complete checkpoint under the real name.
+Lightning's restore reads through `load_checkpoint`, served from the file `mnistctl.cli.checkpoints`
+already read for this command (always with weights_only: a checkpoint is data, not code).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from mnistctl.atomic import atomic_write
+from mnistctl.cli.checkpoints import load_checkpoint
 from mnistctl.errors import UsageError
 
 
@@ -38,3 +41,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"could not write checkpoint {path} ({reason}); the previous checkpoint is intact - "
                 "free disk space and continue with 'mnistctl fit --ckpt_path last' and the same config"
             ) from None
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        # Tensors come back on the CPU; Lightning moves the restored model and optimizer state to the device.
+        return load_checkpoint(Path(path))

@@ -1,42 +1,78 @@
-"""Checkpoints: load one safely, and resolve `--ckpt_path last|best|NAME` to a file.
+"""Checkpoints: load one safely, once, and resolve `--ckpt_path last|best|NAME` to a file.
 
     mnistctl test --ckpt_path best      # best checkpoint of the newest fit run under runs/
 
+A command reads each checkpoint file from disk once: `load_checkpoint` keeps what it read, keyed by
+the file's resolved path, size and modification time, and `AtomicCheckpointIO.load_checkpoint` (what
+Lightning's own restore calls) is served from the same cache. `READS` counts the reads from disk.
 Where runs and their checkpoints live is `mnistctl.layout`'s business; this module reads them.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 
+from mnistctl.console import shown
 from mnistctl.errors import UsageError
 from mnistctl.layout import checkpoints_dir, fit_runs, last_checkpoint
 
+log = logging.getLogger(__name__)
+READS: Counter[Path] = Counter()  # resolved path -> reads from disk in this process
+_cache: dict[tuple[Path, int, int], dict | UsageError] = {}
+CACHED_FILES = 4  # `--ckpt_path best` reads a run's last.ckpt, then its best one; a fit adds its own best
 
-def load_checkpoint(path: Path) -> dict:
-    """torch.load a checkpoint, turning every failure into one line that names the file."""
-    import torch
 
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """torch.load a checkpoint (weights only), turning every failure into one line that names the file.
+
+    Returns a private copy: callers (Lightning's restore among them) may change what they get.
+    """
+    return copy.deepcopy(_cached(Path(path)))
+
+
+def _cached(path: Path) -> dict:
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        stat = path.stat()
     except FileNotFoundError:
         raise UsageError(
             f"checkpoint {path} does not exist; give an existing .ckpt file, or 'last' or 'best'"
         ) from None
+    except OSError as err:
+        raise UsageError(f"cannot read checkpoint {path} ({err.strerror})") from None
+    key = (path.resolve(), stat.st_size, stat.st_mtime_ns)
+    if key not in _cache:
+        while len(_cache) >= CACHED_FILES:
+            del _cache[next(iter(_cache))]  # the oldest first
+        _cache[key] = _read(path, key[0])
+    found = _cache[key]
+    if isinstance(found, UsageError):
+        raise UsageError(str(found))
+    return found
+
+
+def _read(path: Path, resolved: Path) -> dict | UsageError:
+    import torch
+
+    READS[resolved] += 1
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a file that is not a checkpoint
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(
+        return UsageError(
             f"{path} is not a readable checkpoint ({first_line[:160]}); it may be truncated or not a .ckpt file"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise UsageError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
+        )
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        return UsageError(f"{path} is not a Lightning checkpoint (no state_dict in it)")
     return ckpt
 
 
 def _loads(path: Path) -> bool:
     try:
-        load_checkpoint(path)
+        _cached(path)
         return True
     except UsageError:
         return False
@@ -47,9 +83,9 @@ def best_checkpoint(run: Path) -> Path | None:
     last = last_checkpoint(run)
     if not last.is_file() or not _loads(last):
         return None
-    for key, state in load_checkpoint(last).get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
-            best = checkpoints_dir(run) / Path(state["best_model_path"]).name
+    for key, state in _cached(last).get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("best_model_path"):
+            best = checkpoints_dir(run) / Path(str(state["best_model_path"])).name
             if best.is_file() and _loads(best):
                 return best
     return None
@@ -72,7 +108,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
             "run 'mnistctl fit' first or give a checkpoint file"
         )
     if path.exists():
-        load_checkpoint(path)
+        _cached(path)
         return path.resolve()
     if path.parent == Path(".") and path.suffix == ".ckpt":
         for run in fit_runs(save_dir):
@@ -83,3 +119,16 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
             f"--ckpt_path {value}: not in the current folder, nor in any fit run under {Path(save_dir).resolve()}"
         )
     raise UsageError(f"--ckpt_path {value} does not exist; give an existing .ckpt file, or 'last' or 'best'")
+
+
+def newest_best(subcommand: str, save_dir: str | os.PathLike) -> Path:
+    """validate/test/predict without --ckpt_path: the best checkpoint of the newest fit run, said on stderr."""
+    try:
+        ckpt = resolve_ckpt_path("best", save_dir)
+    except UsageError:
+        raise UsageError(
+            f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run); "
+            f"there is no fit run with a best checkpoint under {shown(save_dir)}"
+        ) from None
+    log.info("%s: using %s, the best checkpoint of the newest fit run (--ckpt_path to choose)", subcommand, shown(ckpt))
+    return ckpt

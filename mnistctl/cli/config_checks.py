@@ -1,6 +1,6 @@
 """Range checks on a parsed LightningCLI config, run before anything is built.
 
-    mnistctl fit --optimizer.lr -0.1      # -> mnistctl: error: --optimizer.lr must be positive and finite, got -0.1
+    mnistctl fit --optimizer.lr -0.1      # -> mnistctl: error: --optimizer.lr must be a positive finite number ...
 
 Types are checked by jsonargparse; values that are the right type but meaningless (a negative
 learning rate, zero epochs) are checked by the rules in mnistctl/ranges.py, the same rules
@@ -9,9 +9,30 @@ learning rate, zero epochs) are checked by the rules in mnistctl/ranges.py, the 
 
 from __future__ import annotations
 
+import math
+
 from jsonargparse import Namespace
 
-from mnistctl.ranges import check_tree
+from mnistctl.errors import UsageError
+from mnistctl.ranges import RULES, check_tree, flag
+
+RATE_KEYS = ("optimizer.init_args.lr", "lr_scheduler.init_args.max_lr")
+
+
+def check_argv_numbers(argv: list[str]) -> None:
+    """`--optimizer.lr nan` (or inf): one line here; jsonargparse's own message spans a screen."""
+    rate_flags = {flag(key): key for key in RATE_KEYS}
+    for i, arg in enumerate(argv):
+        name, _, value = arg.partition("=")
+        if not value and i + 1 < len(argv):
+            value = argv[i + 1]
+        if name in rate_flags:
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if not math.isfinite(number):
+                raise UsageError(f"{name} {RULES[rate_flags[name]].text}, got {value}")
 
 
 def check_config(config: Namespace) -> None:

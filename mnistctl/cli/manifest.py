@@ -6,6 +6,11 @@
 their metrics.csv. Paths inside the manifest's folder are relative to it, others absolute. The file is
 replaced atomically at start, after each epoch, after each evaluation and at the end; `status` is
 running, then completed, failed or interrupted. The CLI adds this callback to every run.
+
+A fit resumed from a checkpoint (`--ckpt_path`) lists itself under `resumes` (when, the command, the
+checkpoint, the first epoch it trains, the setting changes it was allowed). Resumed in the run's own
+folder, the record is held (`held`) until the checkpoint is restored, then continues the run's record:
+its history up to the resumed epoch, its start time, its command; wall_time_s adds up.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.cli.progress import format_duration
 from mnistctl.console import shown
-from mnistctl.layout import RUN_RECORD
+from mnistctl.layout import RUN_RECORD, read_record
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +47,16 @@ class RunManifest(Callback):
         subcommand: fit, validate, test or predict.
         argv: the command line after `mnistctl`.
         config: the subcommand's parsed config (seed_everything, ckpt_path, config files).
+        resume: for a fit from a checkpoint, its entry in `resumes` (checkpoint, allowed changes, ...).
     """
 
-    def __init__(self, folder: Path, subcommand: str, argv: list[str], config) -> None:
+    held = False  # a resume in the run's own folder: nothing is written until `release`
+
+    def __init__(self, folder: Path, subcommand: str, argv: list[str], config, resume: dict | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / RUN_RECORD
         self._t0 = time.monotonic()
+        self._earlier_wall_time = 0.0
         config_files = [str(Path(str(p)).resolve()) for p in (config.get("config") or [])]
         self.record: dict = {
             "status": "running",
@@ -72,6 +81,26 @@ class RunManifest(Callback):
             "error": None,
             "device": None,
         }
+        if resume is not None:
+            self.record["resumes"] = [{"started": self.record["started"], "command": self.record["command"], **resume}]
+
+    def release(self, trainer: Trainer) -> None:
+        """The checkpoint is restored: continue the run's own record from the epoch the resume starts with."""
+        self.held = False
+        epoch = trainer.current_epoch
+        self.record["resumes"][-1]["from_epoch"] = epoch
+        self.record["epochs_completed"] = epoch
+        old = read_record(self.folder)
+        if old is not None:
+            kept = {k: old[k] for k in ("started", "command", "argv", "cwd", "config_files") if k in old}
+            history = [h for h in old.get("history") or [] if isinstance(h, dict) and h.get("epoch", epoch) < epoch]
+            earlier = old.get("resumes") if isinstance(old.get("resumes"), list) else []
+            wall = old.get("wall_time_s")
+            self._earlier_wall_time = float(wall) if isinstance(wall, int | float) else 0.0
+            self.record.update(kept, history=history, resumes=[*earlier, *self.record["resumes"]])
+            checkpoints = old.get("checkpoints")
+            self.record["checkpoints"] = checkpoints if isinstance(checkpoints, dict) else {}
+        self._write()
 
     # -- updates while it runs ---------------------------------------------------------------------
 
@@ -84,6 +113,11 @@ class RunManifest(Callback):
             "precision": str(trainer.precision),
         }
         self._write()
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        resumes = self.record.get("resumes")
+        if resumes and resumes[-1].get("from_epoch") is None:
+            resumes[-1]["from_epoch"] = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Validation at the end of an epoch runs before this hook: its val/* are this epoch's.
@@ -141,7 +175,7 @@ class RunManifest(Callback):
         else:
             self._set_error(error)
         self.record["finished"] = _now()
-        self.record["wall_time_s"] = round(time.monotonic() - self._t0, 3)
+        self.record["wall_time_s"] = round(self._earlier_wall_time + time.monotonic() - self._t0, 3)
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             self.record["outputs"] = self._outputs(trainer)
@@ -180,7 +214,7 @@ class RunManifest(Callback):
             return str(path)
 
     def _write(self) -> None:
-        if rank_zero_only.rank != 0:
+        if rank_zero_only.rank != 0 or self.held:
             return
         with atomic_write(self.path) as f:
             json.dump(self.record, f, indent=2)

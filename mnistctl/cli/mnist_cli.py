@@ -4,18 +4,23 @@
     mnistctl test --ckpt_path best
 
 What it adds to stock LightningCLI: one run folder per fit (`runs/<name>/version_N`), evaluation
-outputs written into the folder of the run that made the checkpoint, `--ckpt_path last|best|NAME`
-resolved to a real file before anything loads, the data settings of a checkpoint reused on
-evaluation, a test of the best checkpoint after fit, schedules sized from the Trainer, and
-one-line errors.
+outputs written into the folder of the run that made the checkpoint (or --output_dir), `--ckpt_path
+last|best|NAME` resolved to a real file before anything loads (validate/test/predict without it: the
+best checkpoint of the newest fit), the data settings of a checkpoint reused on evaluation, a test of
+the best checkpoint after fit, schedules sized from the Trainer, and one-line errors.
+
+A checkpoint is data: its hyper-parameters reach the config only through `checkpoint_trust` (no class
+it names is imported unless allow-listed). `fit --ckpt_path` continues the run that made the
+checkpoint, in its folder, with its settings (`resume_guard`), writing nothing there until the
+checkpoint is restored (`resume_gate`); a checkpoint outside a run folder starts a new run from it.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -26,9 +31,11 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, LRSched
 from torch.optim import Optimizer
 
 from mnistctl import layout
+from mnistctl.cli import run_folders
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
-from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
-from mnistctl.cli.config_checks import check_config
+from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
+from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
+from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.interrupts import InterruptCheckpoint
 from mnistctl.cli.logger_choice import apply_logger_choice
@@ -36,6 +43,17 @@ from mnistctl.cli.manifest import RunManifest
 from mnistctl.cli.precision import choose_precision
 from mnistctl.cli.predictions import PredictionsCSV
 from mnistctl.cli.progress import default_progress
+from mnistctl.cli.resume_gate import HeldSaveConfig, hold_run_writes
+from mnistctl.cli.resume_guard import (
+    OPTIMIZATION,
+    RestartOptimization,
+    SettingsInCheckpoint,
+    guard_resume,
+    optimization_settings,
+    resume_entry,
+    user_set_model_keys,
+    warn_model_overridden,
+)
 from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
@@ -62,9 +80,9 @@ guard_jsonargparse()
 # At exit, skip the final garbage collection of the millions of objects torch and Lightning create: every
 # command ends sooner (README, "Performance"). Refcounted objects and files still close.
 atexit.register(gc.freeze)
+log = logging.getLogger(__name__)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
 # Data settings that define what the model was trained and validated on: always from the checkpoint.
 DATA_KEYS_FROM_CHECKPOINT = ("val_size", "split_seed", "mean", "std")
 FIT_ONLY_CALLBACKS = {"ModelCheckpoint", "EarlyStopping", "LearningRateMonitor"}
@@ -85,8 +103,16 @@ class Parser(LightningArgumentParser):
 
 
 class MnistCLI(LightningCLI):
+    run_dir: Path
+    created: list[Path]  # the folders this command made for its run: the only ones a failure may remove
+    resuming_in_place = False  # fit --ckpt_path into the folder of the run that made the checkpoint
+    config_changes: dict = {}  # fit --ckpt_path: settings that differ from the checkpoint's run (allowed)
+    restart_optimization = False  # an allowed change of optimizer or lr_scheduler: those start afresh
+    steps_done = 0  # the checkpoint's global step, when a one-cycle schedule starts afresh on resume
+
     def __init__(self, args: list[str] | None = None) -> None:
         tune_process()
+        self.created = []
         base = [str(packaged_config("base.yaml"))]
         # allow_abbrev=False: a typo such as --trainer.max_epoch must be an error, not a silent prefix match.
         sub_kwargs = {
@@ -101,6 +127,7 @@ class MnistCLI(LightningCLI):
             parser_class=Parser,
             # --optimizer and --lr_scheduler are handed to the model, whose configure_optimizers builds them.
             auto_configure_optimizers=False,
+            save_config_callback=HeldSaveConfig,
             save_config_kwargs={"overwrite": True},
             # Always on, not configurable: exact resume and clean interrupts are guarantees, not options.
             trainer_defaults={"callbacks": [RNGStateCallback(), InterruptCheckpoint()]},
@@ -128,6 +155,20 @@ class MnistCLI(LightningCLI):
             default=None,
             help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)",
         )
+        parser.add_argument(
+            "--allow_config_change",
+            type=bool,
+            default=False,
+            help="fit --ckpt_path: continue with model, data or optimizer settings other than the run's "
+            "(recorded in run.json; a new optimizer or lr_scheduler starts afresh)",
+        )
+        parser.add_argument(
+            "--output_dir",
+            type=str | None,
+            default=None,
+            help="validate/test/predict: folder for run.json, config.yaml, metrics.csv, pictures and the "
+            "default predictions.csv (default: <run>/<subcommand>); a new or empty folder",
+        )
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
         # The same groups LightningCLI adds by default (any torch optimizer and schedule, by class path).
         parser.add_optimizer_args((Optimizer,))
@@ -139,40 +180,76 @@ class MnistCLI(LightningCLI):
         self.argv = list(sys.argv[1:] if args is None else args)  # recorded in run.json
         for path in _config_files(self.argv):
             _check_yaml(path)
+        check_argv_numbers(self.argv)
         super().parse_arguments(parser, _default_plateau_monitor(self.argv))
         subcommand = self.config.get("subcommand")
         if subcommand is None:
             return
         config = self.config[subcommand]
+        check_config(config)  # before LightningCLI seeds the RNGs: a bad seed is one line, not numpy's error
         if config.get("ckpt_path"):
-            ckpt = resolve_ckpt_path(str(config.ckpt_path), _runs_root(config))
-            config.ckpt_path = str(ckpt)
-            if subcommand != "fit":
-                saved = load_checkpoint(ckpt).get("datamodule_hyper_parameters", {})
-                for key in DATA_KEYS_FROM_CHECKPOINT:
-                    if key in saved:
-                        config.data[key] = saved[key]
+            ckpt = resolve_ckpt_path(str(config.ckpt_path), run_folders.runs_root(config))
         elif subcommand != "fit":
-            raise UsageError(
-                f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run)"
-            )
+            ckpt = newest_best(subcommand, run_folders.runs_root(config))
+        else:
+            return
+        config.ckpt_path = str(ckpt)
+        if subcommand != "fit":
+            saved = trusted_data_hparams(load_checkpoint(ckpt), ckpt, DATA_KEYS_FROM_CHECKPOINT)
+            for key, value in saved.items():
+                config.data[key] = value
+
+    def _parse_ckpt_path(self) -> None:
+        """Replaces LightningCLI's merge of the checkpoint's hyper-parameters into the config.
+
+        Lightning merges them unchecked (and jsonargparse imports any class_path in them); fit would
+        silently train with the checkpoint's model settings instead of the user's. Here: nothing is
+        imported that is not allow-listed; fit compares instead of merging (the guard on resume);
+        validate, test and predict build the checkpoint's model and say so if asked for another.
+        """
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None or not config.get("ckpt_path"):
+            return
+        path = Path(config.ckpt_path)
+        ckpt = load_checkpoint(path)
+        hparams = trusted_model_hparams(ckpt, path)
+        if subcommand == "fit":
+            self.config_changes = guard_resume(config, ckpt, hparams, path)
+            if any(key.split(".", 1)[0] in OPTIMIZATION for key in self.config_changes):
+                self.restart_optimization = True  # their saved state belongs to the old settings
+                self.steps_done = int(ckpt.get("global_step") or 0)
+            return
+        user_keys = user_set_model_keys(config, self._parser(subcommand).get_defaults(), self.argv)
+        warn_model_overridden(subcommand, config, hparams, user_keys)
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
-        check_config(config)
         precision = choose_precision(config, self.subcommand)  # for run.json
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
+        extra = []
         if self.subcommand == "fit":
             apply_logger_choice(config.trainer)  # --trainer.logger false|null|true
-            self.run_dir = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else _allocate(config)
-            _point_loggers_at(config, self.run_dir)
+            if config.output_dir is not None:
+                raise UsageError("--output_dir is for validate, test and predict; fit writes a new run folder")
+            ckpt_run = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else None
+            # A checkpoint outside a run folder (copied anywhere) starts a new run: its folder is not ours.
+            self.resuming_in_place = ckpt_run is not None and layout.is_run_dir(ckpt_run)
+            self.run_dir = ckpt_run if self.resuming_in_place else run_folders.allocate_for(config, self.created)
+            run_folders.point_loggers_at(config, self.run_dir)
+            folder = self.run_dir
+            extra.append(SettingsInCheckpoint(optimization_settings(config)))
+            if self.restart_optimization:
+                extra.append(RestartOptimization())
         else:
             self.run_dir = layout.run_dir_of(Path(config.ckpt_path))
-            # Evaluation metrics go to <run>/<subcommand>/metrics.csv, beside the fit that made the checkpoint.
-            folder = layout.evaluation_dir(self.run_dir, self.subcommand)
+            # Evaluation outputs go to <run>/<subcommand>/, beside the fit that made the checkpoint, or --output_dir.
+            folder = run_folders.output_folder(self.run_dir, self.subcommand, config.output_dir)
             config.trainer.logger = Namespace(
                 class_path="pytorch_lightning.loggers.CSVLogger",
                 init_args=Namespace(save_dir=str(folder.parent), name="", version=folder.name),
@@ -180,16 +257,25 @@ class MnistCLI(LightningCLI):
             # Checkpointing and early stopping belong to fit; under evaluation they only warn.
             callbacks = config.trainer.callbacks or []
             config.trainer.callbacks = [c for c in callbacks if _class_name(c) not in FIT_ONLY_CALLBACKS]
-            if self.subcommand == "predict" and not config.predictions.path:
-                config.predictions.path = str(layout.default_predictions(self.run_dir))
+            for callback in config.trainer.callbacks:  # the test pictures go with the other outputs
+                if _class_name(callback) == "TestPlots" and not callback.init_args.get("dirpath"):
+                    callback.init_args.dirpath = str(folder)
+            if self.subcommand == "predict":
+                if not config.predictions.path:
+                    default = folder if config.output_dir else self.run_dir
+                    config.predictions.path = str(layout.default_predictions(default))
+                run_folders.check_predictions_path(config.predictions.path)
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
-        folder = self.run_dir if self.subcommand == "fit" else layout.evaluation_dir(self.run_dir, self.subcommand)
-        self.manifest = RunManifest(folder, self.subcommand, self.argv, config)
+        resume = None
+        if self.subcommand == "fit" and config.ckpt_path:
+            resume = resume_entry(Path(config.ckpt_path), self.config_changes, self.restart_optimization)
+        self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=resume)
         self.manifest.record["precision"] = precision
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
             *defaults,
+            *extra,
             self.manifest,
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
@@ -201,17 +287,24 @@ class MnistCLI(LightningCLI):
         # Checkpoints are written to a temporary file and renamed: a kill never leaves half a checkpoint.
         configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
-        return super().instantiate_trainer(plugins=[*configured, AtomicCheckpointIO()], **kwargs)
+        trainer = super().instantiate_trainer(plugins=[*configured, AtomicCheckpointIO()], **kwargs)
+        if self.resuming_in_place:
+            hold_run_writes(trainer, self.run_dir, self.manifest)
+        return trainer
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
+            ckpt_path = self.config[self.subcommand].get("ckpt_path")
+            if ckpt_path:  # weights that do not fit the model: one line now, not Lightning's RuntimeError later
+                check_state_dict(load_checkpoint(ckpt_path), Path(ckpt_path), self.model.state_dict())
         except BaseException:
             self._discard_empty_run()
             raise
         optimizer, lr_scheduler = self._get(self.config_init, "optimizer"), self._get(self.config_init, "lr_scheduler")
         self.model.optimizer = optimizer.as_dict() if optimizer else dict(RECIPE_OPTIMIZER)
         self.model.lr_scheduler = lr_scheduler.as_dict() if lr_scheduler else None
+        self.model.steps_done = self.steps_done
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -226,14 +319,9 @@ class MnistCLI(LightningCLI):
         self.manifest.finish()
 
     def _discard_empty_run(self) -> None:
-        """A fit that failed before its first checkpoint leaves no run folder behind."""
-        if self.subcommand == "fit" and not any(layout.checkpoints_dir(self.run_dir).glob("*.ckpt")):
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-            for parent in (self.run_dir.parent, self.run_dir.parent.parent):  # runs/<name>, then runs
-                try:
-                    parent.rmdir()  # only when empty: another run's folder is never touched
-                except OSError:
-                    break
+        """A fit that failed before its first checkpoint leaves none of the folders it created behind."""
+        if self.created and not any(layout.checkpoints_dir(self.created[-1]).glob("*.ckpt")):
+            run_folders.discard(self.created)
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
@@ -294,44 +382,6 @@ def _check_yaml(path: str) -> None:
 
 def _class_name(component) -> str:
     return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
-
-
-def _loggers(config: Namespace) -> list[Namespace]:
-    loggers = config.trainer.logger
-    if isinstance(loggers, Namespace):
-        return [loggers]
-    return [lg for lg in loggers if isinstance(lg, Namespace)] if isinstance(loggers, list) else []
-
-
-def _runs_root(config: Namespace) -> str:
-    """The folder that holds `<name>/version_N` run folders: the first logger's save_dir."""
-    for logger in _loggers(config):
-        if logger.init_args.get("save_dir"):
-            return str(logger.init_args.save_dir)
-    return layout.RUNS_ROOT
-
-
-def _allocate(config: Namespace) -> Path:
-    # Lightning's DDP launcher starts ranks 1.. by re-running this command line with LOCAL_RANK set, after
-    # rank 0 has allocated the run folder: they join rank 0's folder, passed down in the environment.
-    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(SHARED_RUN_DIR_ENV):
-        return Path(os.environ[SHARED_RUN_DIR_ENV])
-    loggers = _loggers(config)
-    name = next((str(lg.init_args.name) for lg in loggers if lg.init_args.get("name")), "mnist")
-    run_dir = layout.allocate_run_dir(_runs_root(config), name)
-    os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
-    return run_dir
-
-
-def _point_loggers_at(config: Namespace, run_dir: Path) -> None:
-    """Make every logger write into run_dir, so metrics, events and config share one folder."""
-    for logger in _loggers(config):
-        if "version" in logger.init_args:
-            logger.init_args.save_dir = str(run_dir.parent.parent)
-            logger.init_args.name = run_dir.parent.name
-            logger.init_args.version = run_dir.name
-    if not _loggers(config):
-        config.trainer.default_root_dir = str(run_dir)
 
 
 def run_cli(args: list[str]) -> MnistCLI:

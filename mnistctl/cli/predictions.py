@@ -17,6 +17,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from mnistctl.atomic import atomic_write
+from mnistctl.layout import skipped_list
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class PredictionsCSV(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.path = path
         self.written: Path | None = None
-        self.skipped_file: Path | None = None  # skipped.txt beside the CSV, when input images were unreadable
+        self.skipped_file: Path | None = None  # <csv stem>.skipped.txt beside the CSV, when images were unreadable
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions, batch_indices) -> None:
         ids = torch.cat([p["ids"] for p in predictions])
@@ -55,7 +56,7 @@ class PredictionsCSV(BasePredictionWriter):
         log.info("wrote %d predictions to %s", len(ids), self.written)
         if names is not None:
             skipped = getattr(trainer.datamodule, "predict_skipped", None) or []
-            self.skipped_file = write_skipped(self.written.parent / "skipped.txt", skipped, self.written)
+            self.skipped_file = write_skipped(skipped_list(self.written), skipped, self.written)
 
 
 def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[str] | None = None) -> None:
@@ -68,7 +69,7 @@ def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[st
 
 
 def write_skipped(path: Path, skipped: list[tuple[str, str]], csv_path: Path) -> Path | None:
-    """`file<TAB>reason` per unreadable input image; a stale list is removed when nothing was skipped."""
+    """`file<TAB>reason` per unreadable input image; the CSV's stale list is removed when nothing was skipped."""
     if not skipped:
         path.unlink(missing_ok=True)
         return None

@@ -13,12 +13,10 @@ skipped into, resumed from or written over.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from mnistctl import layout
-from mnistctl.atomic import atomic_write, make_readable
+from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_RECORD
 
 
@@ -51,7 +49,8 @@ def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) 
     Hydra's folder for the job (<sweep>/<number>, or whatever hydra.sweep.subdir makes of it) unless it
     already holds a job.json, which is then another job's or unreadable: never trusted, never written
     over (hydra.sweep.subdir=same, an edited sweep.json). The job then runs in <sweep>/<number>_<k>.
-    A hard link makes the claim exclusive: of two jobs started at once, one gets each folder.
+    The record is named only where none exists (atomic_write, replace=False): of two jobs started at
+    once, one gets each folder.
     """
     candidates = [output_dir] if output_dir.parent == sweep_dir else []  # job_dirs() lists direct children
     candidates.append(sweep_dir / str(number))
@@ -60,21 +59,12 @@ def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) 
         for job_dir in candidates:
             try:
                 job_dir.mkdir(parents=True, exist_ok=True)
-                fd, claim = tempfile.mkstemp(dir=job_dir, prefix=f".{JOB_RECORD}.", suffix=".claim")
+                # replace=False names the complete record only where none exists: the claim is exclusive
+                with atomic_write(job_dir / JOB_RECORD, replace=False) as f:
+                    json.dump({**record, "job": job_number(job_dir)}, f, indent=2)
+                return job_dir
             except (FileExistsError, NotADirectoryError):
                 continue
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump({**record, "job": job_number(job_dir)}, f, indent=2)
-                    f.flush()
-                    os.fsync(f.fileno())
-                make_readable(claim)
-                os.link(claim, job_dir / JOB_RECORD)  # fails if the folder already holds a record
-                return job_dir
-            except FileExistsError:
-                continue
-            finally:
-                os.unlink(claim)
         k += 1
         candidates = [sweep_dir / f"{number}_{k}"]
 

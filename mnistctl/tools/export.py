@@ -6,20 +6,24 @@ The exported model takes raw images, (B, 1, 28, 28) float in [0, 1] (pixel / 255
 probabilities (B, 10): the checkpoint's normalisation and the softmax are part of it, so it gives
 what `mnistctl predict` gives. Formats: `torchscript` (`torch.jit.load`), `onnx` (onnxruntime; needs
 `pip install 'mnistctl[onnx]'`) and `pt2` (`torch.export.load(...).module()`).
+
+The model is serialised in memory, then written as one new file (see `mnistctl.atomic`): a full disk,
+SIGTERM (exit 143) or kill -9 leaves no partial file. Export never writes over its input checkpoint,
+and never over an existing file unless told so (`--overwrite`).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import signal
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
-from mnistctl.atomic import make_readable
+from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import RUNS_ROOT
 
@@ -39,13 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--format", choices=list(SUFFIXES), default="torchscript", help="default: %(default)s")
     parser.add_argument("--output", default=None, help="file to write (default: <run folder>/model.pt|.onnx|.pt2)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument(
         "--runs_dir", default=RUNS_ROOT, help="where 'last'/'best' look for runs (default: %(default)s)"
     )
     return parser
 
 
-def serving_module(ckpt: dict):
+def serving_module(ckpt: dict, path: Path = Path("checkpoint")):
     """The checkpoint's CNN with its normalisation in front and a softmax behind, in eval mode."""
     import torch
     from torch import nn
@@ -63,28 +68,36 @@ def serving_module(ckpt: dict):
             # (B, 1, 28, 28) in [0, 1] -> normalised as MNISTDataModule does -> (B, 10) probabilities
             return self.net((images - self.mean) / self.std).softmax(-1)
 
-    hparams = ckpt.get("hyper_parameters", {})
-    data = ckpt.get("datamodule_hyper_parameters", {})
+    from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
+
+    hparams = trusted_model_hparams(ckpt, path)
+    data = trusted_data_hparams(ckpt, path, ("mean", "std"))
     net = CNN(hparams.get("num_classes", 10), hparams.get("dropout_ratio", 0.25))
+    check_state_dict(ckpt, path, net.state_dict(), prefix="net.")
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     net.load_state_dict(weights)
     return Serving(net, data.get("mean", 0.1307), data.get("std", 0.3081)).eval()
 
 
-def export(module, fmt: str, output: Path) -> Path:
-    """Write `module` in format `fmt` to `output` (atomically: a temporary file renamed when complete)."""
+class ExportWriteError(UsageError):
+    """The model file could not be written (disk full, file too large, permissions)."""
+
+    exit_code = 1
+
+
+def export(module, fmt: str, output: Path, overwrite: bool = False) -> Path:
+    """Write `module` in format `fmt` to `output`, as one new file (never over one unless `overwrite`)."""
     import torch
 
     example = torch.rand(2, 1, 28, 28)
     batch = {"images": {0: torch.export.Dim("batch", min=1)}}  # any batch size; 28x28 fixed
+    buffer = io.BytesIO()  # in memory first: torch's C++ writers abort the process on a full disk
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
         if fmt == "torchscript":
-            scripted = torch.jit.trace(module, example)
-            save: Callable[[str], None] = lambda path: torch.jit.save(scripted, path)  # noqa: E731
+            torch.jit.save(torch.jit.trace(module, example), buffer)
         elif fmt == "pt2":
-            program = torch.export.export(module, (example,), dynamic_shapes=batch)
-            save = lambda path: torch.export.save(program, path)  # noqa: E731
+            torch.export.save(torch.export.export(module, (example,), dynamic_shapes=batch), buffer)
         else:
             _require_onnx()
             onnx_program = torch.onnx.export(
@@ -96,8 +109,14 @@ def export(module, fmt: str, output: Path) -> Path:
                 dynamo=True,
                 verbose=False,
             )
-            save = onnx_program.save
-        _write_atomically(output, save)
+            buffer.write(onnx_program.model_proto.SerializeToString())
+    try:
+        with atomic_write(output, "wb", replace=overwrite) as f:
+            f.write(buffer.getbuffer())
+    except FileExistsError:
+        raise UsageError(f"--output {output} appeared while exporting; add --overwrite to replace it") from None
+    except OSError as err:
+        raise ExportWriteError(f"could not write {output} ({err.strerror or err}); nothing was written") from None
     return output
 
 
@@ -112,32 +131,34 @@ def _require_onnx() -> None:
         )
 
 
-def _write_atomically(path: Path, save: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same suffix as the target: torch.export.save warns about a .pt2 archive named otherwise.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
-    os.close(fd)
-    try:
-        save(tmp)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _stop_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signal.SIGTERM)  # like `mnistctl test`; the unnamed output file just vanishes
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return _export(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _export(args: argparse.Namespace) -> int:
     from mnistctl.cli.checkpoints import load_checkpoint, resolve_ckpt_path
     from mnistctl.layout import run_dir_of
 
     ckpt_path = resolve_ckpt_path(args.ckpt_path, args.runs_dir)
-    module = serving_module(load_checkpoint(ckpt_path))
     default = run_dir_of(ckpt_path) / f"model{SUFFIXES[args.format]}"
     output = Path(args.output) if args.output else default
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / default.name}")
-    export(module, args.format, output)
+    if output.exists() and os.path.samefile(output, ckpt_path):
+        raise UsageError(f"--output {output} is the checkpoint being exported; give another file name")
+    if output.exists() and not args.overwrite:
+        raise UsageError(f"{output} already exists; add --overwrite to replace it, or give another --output")
+    module = serving_module(load_checkpoint(ckpt_path), ckpt_path)
+    export(module, args.format, output, overwrite=args.overwrite)
     sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
     return 0
 

@@ -1,0 +1,113 @@
+"""Where validate/test/predict write: a skip list per CSV, --output_dir for a read-only run folder, a bad
+--predictions.path refused before predicting, and the newest fit's best checkpoint when none is given.
+
+    .venv/bin/python -m pytest tests/test_predict_outputs.py
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from file_state import fingerprint, read_only, run_obeying_permissions, writable
+from PIL import Image
+
+from conftest import TINY, read_csv, run_main
+
+
+def digit_folder(folder: Path, broken: str) -> Path:
+    """One drawn digit (a white bar on black: a '1') and one file that is not an image."""
+    folder.mkdir(parents=True)
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[4:24, 12:16] = 255
+    Image.fromarray(pixels).save(folder / "one.png")
+    (folder / broken).write_bytes(b"not an image")
+    return folder
+
+
+def test_each_csv_gets_its_own_skip_list_and_a_users_skipped_txt_is_left_alone(tiny_run, tmp_path):
+    ckpt = str(shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt"))  # records: ./predict/
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "skipped.txt").write_text("my own notes\n")
+    for name in ("a", "b"):
+        images = digit_folder(tmp_path / f"in_{name}", f"broken_{name}.png")
+        args = [
+            "--ckpt_path",
+            str(ckpt),
+            "--data.predict_dir",
+            str(images),
+            "--predictions.path",
+            f"results/{name}.csv",
+        ]
+        assert run_main("predict", *args, *TINY[8:]) == 3
+    for name in ("a", "b"):
+        assert [r["id"] for r in read_csv(results / f"{name}.csv")] == [str(tmp_path / f"in_{name}" / "one.png")]
+        (line,) = (results / f"{name}.skipped.txt").read_text().splitlines()
+        assert line.startswith(str(tmp_path / f"in_{name}" / f"broken_{name}.png") + "\t")
+    assert (results / "skipped.txt").read_text() == "my own notes\n"
+
+
+def test_predictions_path_that_is_a_folder_is_refused_before_predicting(tiny_run, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    assert run_main("predict", "--ckpt_path", "model.ckpt", "--predictions.path", "out") == 2
+    err = capsys.readouterr().err
+    assert "--predictions.path out is a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "out"]  # refused before predicting
+
+
+def test_a_read_only_run_folder_is_left_alone_and_outputs_go_elsewhere(tiny_run, tmp_path):
+    shutil.copytree(tiny_run.parent.parent, tmp_path / "runs")
+    run = tmp_path / "runs" / "mnist" / tiny_run.name
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    read_only(tmp_path / "runs")
+    before = fingerprint(tmp_path / "runs")
+    try:
+        refused = run_obeying_permissions("test", "--ckpt_path", ckpt, *TINY[6:], cwd=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        assert "read-only" in refused.stderr and "--output_dir" in refused.stderr
+        for subcommand in ("test", "predict"):
+            out = f"elsewhere_{subcommand}"
+            args = ["--ckpt_path", ckpt, "--output_dir", out, *TINY[6:]]
+            done = run_obeying_permissions(subcommand, *args, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            assert '"status": "completed"' in (tmp_path / out / "run.json").read_text()
+        assert (tmp_path / "elsewhere_test" / "metrics.csv").is_file()
+        assert (tmp_path / "elsewhere_test" / "confusion_matrix.png").is_file()
+        assert len(read_csv(tmp_path / "elsewhere_predict" / "predictions.csv")) == 10_000
+    finally:
+        writable(tmp_path / "runs")
+    assert fingerprint(tmp_path / "runs") == before
+
+
+def test_output_dir_holding_other_files_is_refused(tiny_run, tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "metrics.csv").write_text("my,numbers\n")
+    args = ["--ckpt_path", str(tiny_run / "checkpoints" / "last.ckpt"), "--output_dir", "mine"]
+    assert run_main("test", *args) == 2
+    assert "already holds other files" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "metrics.csv").read_text() == "my,numbers\n"
+
+
+def test_without_ckpt_path_evaluation_takes_the_best_checkpoint_of_the_newest_fit(tiny_run, tmp_path, capsys):
+    shutil.copytree(tiny_run.parent.parent, tmp_path / "runs")
+    run = tmp_path / "runs" / "mnist" / tiny_run.name
+    (best,) = (run / "checkpoints").glob("epoch*.ckpt")
+    assert run_main("predict", *TINY[8:]) == 0
+    err = capsys.readouterr().err
+    assert f"using {best.relative_to(tmp_path)}, the best checkpoint of the newest fit run" in err
+    assert len(read_csv(run / "predictions.csv")) == 10_000
+    assert run_main("test", *TINY[6:]) == 0
+    assert "the best checkpoint of the newest fit run" in capsys.readouterr().err
+    assert (run / "test" / "metrics.csv").is_file()
+
+
+def test_a_copied_checkpoint_never_clears_a_users_folder_beside_it(tiny_run, tmp_path, capsys):
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    (tmp_path / "test").mkdir()  # the user's own folder, where test's outputs would go by default
+    (tmp_path / "test" / "metrics.csv").write_text("my,numbers\n")
+    assert run_main("test", "--ckpt_path", "model.ckpt") == 2
+    assert "--output_dir" in capsys.readouterr().err
+    assert (tmp_path / "test" / "metrics.csv").read_text() == "my,numbers\n"
