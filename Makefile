@@ -32,10 +32,10 @@ test: install ## install, then run every test tier (fast, slow, sweep, SLURM; un
 test-fast: install ## install, then run the fast tier only (under 5 minutes)
 	$(PYTEST) -m "not slow and not slurm" ; rc=$$?; [ $$rc -eq 5 ] && exit 0 || exit $$rc
 
-bench: install ## measure mnistctl against the original recipe and a plain PyTorch loop
+bench: install ## measure mnistctl against the original recipe and a plain PyTorch loop, per instruction set (under 15 minutes)
 	$(PY) -m benchmarks --seeds 3
 
-bench-quick: install ## the benchmark on a fraction of an epoch (about a minute)
+bench-quick: install ## the benchmark on a fraction of an epoch, no time-to-99% runs (a few minutes)
 	$(PY) -m benchmarks --quick
 
 lint: install ## ruff lint and format check

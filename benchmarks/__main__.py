@@ -1,16 +1,18 @@
 """Benchmark: mnistctl against the original recipe and a plain PyTorch loop, side by side, on this machine.
 
-    python -m benchmarks --quick --json bench.json    # about a minute; `make bench-quick`
-    python -m benchmarks                              # one epoch each, plus time to 99% (~5 min)
+    python -m benchmarks --quick --json bench.json    # a fraction of an epoch; `make bench-quick`
+    python -m benchmarks --seeds 3                    # one epoch each, plus time to 99%; `make bench`
 
 Runs, each in its own process, the same CNN on the same number of training images:
   A  the original recipe: torchvision MNIST + ToTensor, DataLoader(batch 32, 4 workers), Lightning;
-  B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size and learning rate;
+  B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size, learning rate and precision;
   C  `mnistctl fit` with its default config (configs/base.yaml), limited to the same images.
-Training time is timed inside each process with one clock (`probe.py`), wall time and peak memory
-(the peak resident set of the process and of its tree) from outside (`proc.py`). Then: wall time of
-`mnistctl fit --config configs/fast.yaml` to 99% test accuracy, start-up of `--help` and `sweep --dry-run`, `predict`
-throughput and the per-job overhead of a two-job sweep (`extras.py`). It asserts nothing about speed.
+B, C and the time-to-99% runs go once per instruction set (`isa.py`): this CPU's own and, on an AVX512
+CPU, AVX2 (oneDNN held to it), side by side. Training time is timed inside each process with one clock
+(`probe.py`), wall time and peak memory (the peak resident set of the process and of its tree) from
+outside (`proc.py`). Then: wall time of `mnistctl fit --config configs/fast.yaml` to 99% test accuracy,
+start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a two-job
+sweep (`extras.py`). It asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import extras
+from benchmarks import extras, isa
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
+from mnistctl.layout import read_record
 
 EPOCH = 55_000
 QUICK_SAMPLES = 4_096
@@ -50,46 +53,55 @@ def _finish(row: dict, probe: dict) -> dict:
     return row
 
 
-def run_abc(work: Path, samples: int, threads: int | None) -> tuple[dict, Path | None]:
-    batch, lr = default_settings()
-    base = [sys.executable, "-m", "benchmarks.baselines"]
-    thread_flag = ["--threads", str(threads)] if threads else []
-    rows = {}
-    for key, what, cmd, bs in [
-        ("A", "recipe", [*base, "recipe"], 32),
-        ("B", "plain loop", [*base, "plain", "--batch-size", str(batch), "--lr", str(lr)], batch),
-    ]:
-        folder = work / key
-        folder.mkdir(parents=True)
-        probe = folder / "probe.json"
-        cmd = [*cmd, "--samples", str(samples), "--json", str(probe), *thread_flag]
-        load = os.getloadavg()[0]
-        row = measure(cmd, folder / "log.txt", cwd=folder, tty=True)
-        probe_result = extras.read_probe(probe, row["started_at"])
-        rows[key] = _finish({"what": what, "batch_size": bs, "load_1m": load, **row}, probe_result)
-
-    folder = work / "C"
+def _run_row(work: Path, key: str, what: str, cmd: list[str], batch: int, env: dict[str, str]) -> dict:
+    folder = work / key.replace("@", "_")
     folder.mkdir(parents=True)
     probe = folder / "probe.json"
-    cmd = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1"]
-    if samples < EPOCH:
-        cmd += ["--trainer.limit_train_batches", str(math.ceil(samples / batch))]
-    cmd += [*extras.probe_args(probe), *extras.threads_args(threads)]
+    cmd = [*cmd, *(["--json", str(probe)] if what != "mnistctl fit" else extras.probe_args(probe))]
     load = os.getloadavg()[0]
-    row = measure(cmd, folder / "log.txt", cwd=folder, tty=True)
-    what = "mnistctl fit"
-    probe_result = extras.read_probe(probe, row["started_at"])
-    rows["C"] = _finish({"what": what, "batch_size": batch, "load_1m": load, **row}, probe_result)
-    ckpts = sorted(folder.glob("runs/*/version_*/checkpoints/last.ckpt"))
-    return rows, (ckpts[-1] if ckpts else None)
+    row = measure(cmd, folder / "log.txt", cwd=folder, env=env, tty=True)
+    probed = extras.read_probe(probe, row["started_at"])
+    row = _finish({"what": what, "batch_size": batch, "load_1m": load, **row}, probed)
+    if what == "mnistctl fit":  # the precision mnistctl chose, from the run's record
+        runs = sorted(folder.glob("runs/*/version_*"))
+        record = read_record(runs[-1]) if runs else None
+        row["precision"] = (record or {}).get("precision", {}).get("value")
+    return row
 
 
-def ratios(rows: dict) -> dict:
-    def ratio(a: str, b: str) -> float | None:
-        x, y = rows.get(a, {}).get("samples_per_s"), rows.get(b, {}).get("samples_per_s")
-        return x / y if x and y else None
+def run_a(work: Path, samples: int, threads: int | None) -> dict:
+    """A, the original recipe, on this CPU as it is: it is the starting point, not an ISA comparison."""
+    cmd = [sys.executable, "-m", "benchmarks.baselines", "recipe", "--samples", str(samples)]
+    row = _run_row(work, "A", "recipe", [*cmd, *(["--threads", str(threads)] if threads else [])], 32, {})
+    row["precision"] = "32-true"
+    return row
 
-    return {"C/A": ratio("C", "A"), "C/B": ratio("C", "B")}
+
+def run_bc(work: Path, samples: int, threads: int | None, isa: str, env: dict[str, str], suffix: str) -> dict:
+    """B and C side by side under one instruction set; C's rows also give the checkpoint predict uses."""
+    batch, lr = default_settings()
+    thread_flag = ["--threads", str(threads)] if threads else []
+    plain = [sys.executable, "-m", "benchmarks.baselines", "plain", "--samples", str(samples)]
+    plain += ["--batch-size", str(batch), "--lr", str(lr), *thread_flag]
+    fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1"]
+    if samples < EPOCH:
+        fit += ["--trainer.limit_train_batches", str(math.ceil(samples / batch))]
+    fit += extras.threads_args(threads)
+    rows = {}
+    for key, what, cmd in (("B", "plain loop", plain), ("C", "mnistctl fit", fit)):
+        rows[key + suffix] = {"isa": isa, **_run_row(work, key + suffix, what, cmd, batch, env)}
+    return rows
+
+
+def ratio(rows: dict, a: str, b: str) -> float | None:
+    x, y = rows.get(a, {}).get("samples_per_s"), rows.get(b, {}).get("samples_per_s")
+    return x / y if x and y else None
+
+
+def startup_gap(rows: dict, a: str, b: str) -> float | None:
+    """Seconds from command start to first batch: row a's minus row b's."""
+    x, y = (rows.get(k, {}).get("timeline_s", {}).get("train_start") for k in (a, b))
+    return x - y if x is not None and y is not None else None
 
 
 def machine() -> dict:
@@ -103,6 +115,7 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
         "python": platform.python_version(),
+        "isa": isa.native_isa(),
     }
 
 
@@ -113,6 +126,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=1, help="seeds of the time-to-99%% run (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every run (default: torch's)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {','.join(EXTRAS)}")
+    parser.add_argument(
+        "--isa",
+        choices=("both", "native", "avx2"),
+        default="both",
+        help="B, C and the time-to-99%% run on this CPU's instruction set, on AVX2 (emulated on an AVX512 CPU "
+        "with ONEDNN_MAX_CPU_ISA=AVX2), or both (default; AVX2-only CPUs run their own once)",
+    )
     parser.add_argument("--json", default=None, help="write the report here (default: print it after the table)")
     parser.add_argument("--workdir", default=None, help="keep every run's folder and log here")
     args = parser.parse_args(argv)
@@ -123,23 +143,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_isa(args: argparse.Namespace, work: Path, label: str, env: dict[str, str], suffix: str) -> tuple[dict, dict]:
+    """B, C and fast.yaml under one instruction set: (rows, summary)."""
+    summary: dict = {"isa": label, "env": env, **isa.onednn_isa(env)}
+    rows = {}
+    if "abc" not in args.skip:
+        rows = run_bc(work, args.samples, args.threads, label, env, suffix)
+        summary["C/B"] = ratio(rows, "C" + suffix, "B" + suffix)
+        summary["startup_C_minus_B_s"] = startup_gap(rows, "C" + suffix, "B" + suffix)
+    if "fast" in args.skip or args.quick:
+        summary["time_to_99"] = {"note": "skipped (--quick or --skip fast)"}
+    else:
+        folder, seeds = work / f"fast{suffix}".replace("@", "_"), list(range(args.seeds))
+        summary["time_to_99"] = extras.time_to_accuracy(folder, seeds, args.threads, env=env)
+    return rows, summary
+
+
 def run(args: argparse.Namespace, work: Path) -> dict:
     mode = "quick" if args.quick else ("full" if args.samples == EPOCH else "custom")
-    report: dict = {"mode": mode, "samples": args.samples, "machine": machine()}
+    report: dict = {"mode": mode, "samples": args.samples, "machine": machine(), "runs": {}, "isas": []}
     report["load_1m_start"] = os.getloadavg()[0]
     start = time.perf_counter()
-    ckpt = None
     if "abc" not in args.skip:
-        report["runs"], ckpt = run_abc(work, args.samples, args.threads)
-        report["ratios"] = ratios(report["runs"])
-    if "fast" in args.skip or args.quick:
-        report["time_to_99"] = {"note": "skipped (--quick or --skip fast)"}
-    else:
-        report["time_to_99"] = extras.time_to_accuracy(work, list(range(args.seeds)), args.threads)
+        report["runs"]["A"] = run_a(work, args.samples, args.threads)
+    native = report["machine"]["isa"]
+    for label, env in isa.isas(args.isa, native):
+        rows, summary = run_isa(args, work, label, env, "" if label == native else f"@{label}")
+        report["runs"].update(rows)
+        report["isas"].append(summary)
+    if "abc" not in args.skip:
+        report["ratios"] = {"C/A": ratio(report["runs"], "C", "A"), "C/B": ratio(report["runs"], "C", "B")}
     if "startup" not in args.skip:
         report["startup"] = extras.startup(work)
     if "predict" not in args.skip:
-        report["predict"] = extras.predict(work, ckpt, args.threads)
+        ckpts = sorted((work / "C").glob("runs/*/version_*/checkpoints/last.ckpt"))
+        report["predict"] = extras.predict(work, ckpts[-1] if ckpts else None, args.threads)
     if "sweep" not in args.skip:
         report["sweep"] = extras.sweep_overhead(work, train_batches=10)
     report["load_1m_end"] = os.getloadavg()[0]

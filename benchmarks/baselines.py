@@ -6,7 +6,9 @@
 A, `recipe`: the original recipe's pipeline: torchvision `MNIST` with `ToTensor()`, a `DataLoader`
 (batch 32, 4 workers, shuffle), Adam 1e-3 in a stock Lightning Trainer, the recipe's LightningModule.
 B, `plain`: the floor: a plain PyTorch loop over in-memory uint8 tensors, normalised per batch,
-channels_last, Adam with the same one-cycle schedule as mnistctl's default config; no Lightning.
+channels_last, Adam with the same one-cycle schedule as mnistctl's default config; no Lightning. It runs
+under mnistctl's process settings (`mnistctl.cpu_tuning`) and in the precision mnistctl chooses on this
+CPU (`mnistctl.cli.precision`), so C/B is what Lightning and mnistctl cost.
 Both train the same CNN (`mnistctl.network.CNN`) on the same 55,000-image split and report JSON:
 train_s, train_samples, test_acc (the full 10,000-image test split).
 """
@@ -21,6 +23,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from mnistctl.cli.precision import native_bf16
+from mnistctl.cpu_tuning import tune_process
 from mnistctl.data.mnist_files import prepare_root
 from mnistctl.network import CNN
 
@@ -100,9 +104,12 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
 
 
 def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0.003, seed: int = 42) -> None:
-    """B: the plain loop; writes the JSON itself."""
+    """B: the plain loop, in the precision mnistctl chooses here (bf16 autocast on native BF16); writes the JSON."""
     from torchvision.datasets import MNIST
 
+    tune_process()
+    bf16 = native_bf16() is not None
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     torch.manual_seed(seed)
     root = str(prepare_root(None))
     train, test = MNIST(root, train=True), MNIST(root, train=False)
@@ -119,7 +126,8 @@ def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0
     shuffled = torch.randperm(len(images))
     for step in range(steps):
         idx = shuffled[step * batch_size : (step + 1) * batch_size]
-        loss = F.cross_entropy(net(_normalise(images[idx])), labels[idx])
+        with autocast:
+            loss = F.cross_entropy(net(_normalise(images[idx])), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -129,12 +137,13 @@ def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0
 
     net.eval()
     correct = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for i in range(0, len(test.data), 1000):
             logits = net(_normalise(test.data[i : i + 1000]))
             correct += int((logits.argmax(-1) == test.targets[i : i + 1000]).sum())
     samples_seen = min(steps * batch_size, len(images), samples)
     result = {"train_s": train_s, "train_cpu_s": train_cpu_s, "train_samples": samples_seen}
+    result["precision"] = "bf16-mixed" if bf16 else "32-true"
     result["test_acc"] = correct / len(test.data)
     result["stamps"] = {**stamps, "test_end": time.time()}
     with open(json_path, "w") as f:

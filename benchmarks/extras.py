@@ -45,16 +45,21 @@ def threads_args(threads: int | None) -> list[str]:
     return ["--num_threads", str(threads)] if threads else []
 
 
-def time_to_accuracy(work: Path, seeds: list[int], threads: int | None, config: str = "fast.yaml") -> dict:
-    """`mnistctl fit --config configs/<config>` per seed: wall time from the command's start, and test accuracy."""
+def time_to_accuracy(
+    work: Path, seeds: list[int], threads: int | None, config: str = "fast.yaml", env: dict[str, str] | None = None
+) -> dict:
+    """`mnistctl fit --config configs/<config>` per seed: wall time from the command's start, test accuracy."""
     runs = []
     for seed in seeds:
         folder = work / f"fast_seed{seed}"
         folder.mkdir(parents=True)
         probe = folder / "probe.json"
         cmd = [*mnistctl_cmd(), "fit", "--config", str(packaged_config(config)), "--seed_everything", str(seed)]
-        result = measure([*cmd, *probe_args(probe), *threads_args(threads)], folder / "log.txt", cwd=folder, tty=True)
+        cmd += [*probe_args(probe), *threads_args(threads)]
+        result = measure(cmd, folder / "log.txt", cwd=folder, env=env, tty=True)
         result.update(seed=seed, **read_probe(probe, result["started_at"]))
+        record = next((read_record(run) for run in sorted(folder.glob("runs/*/version_*"))), None) or {}
+        result["precision"] = record.get("precision", {}).get("value")
         acc = result.get("test_acc")
         result["reached"] = acc is not None and acc >= TARGET_ACC
         runs.append(result)

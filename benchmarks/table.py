@@ -10,10 +10,15 @@ from rich.table import Table
 
 LEGEND = (
     "A: torchvision MNIST + ToTensor, DataLoader(32, 4 workers), Lightning. B: plain PyTorch over in-memory "
-    "tensors at C's batch and lr. C: mnistctl fit, default config. samples/s and train s: training loop only; "
-    "start-up s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
+    "tensors at C's batch, lr and precision. C: mnistctl fit, default config. ISA: the instruction set oneDNN "
+    "was allowed (AVX2 on an AVX512 CPU: emulated with ONEDNN_MAX_CPU_ISA=AVX2). float: fp32, or bf16 "
+    "autocast. samples/s and train s: training loop only; "
+    "start s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
     "process (in brackets with its worker processes, whose shared pages count once per process)."
 )
+
+
+PRECISION = {"32-true": "fp32", "bf16-mixed": "bf16"}  # short names for the table
 
 
 def _num(value, fmt: str = ",.0f", suffix: str = "") -> str:
@@ -43,12 +48,16 @@ def _fast_run(run: dict) -> str:
 
 def runs_table(report: dict) -> Table:
     table = Table(title=f"Training {report['samples']:,} MNIST images, same CNN ({report['mode']} mode)")
-    for column in ("run", "batch", "samples/s", "train s", "start-up s", "wall s", "peak MB", "CPU s", "test acc"):
-        table.add_column(column, justify="left" if column == "run" else "right", no_wrap=column == "run")
+    columns = ("run", "ISA", "float", "batch", "samples/s", "train s", "start s", "wall s", "peak MB", "CPU s")
+    for column in (*columns, "test acc"):
+        table.add_column(column, justify="left" if column in ("run", "ISA") else "right", no_wrap=column != "peak MB")
+    native = report["machine"].get("isa", "")
     for key, row in report.get("runs", {}).items():
         failed = f" [red](exit {row['rc']})[/]" if row["rc"] else ""
         table.add_row(
-            f"{key} {row['what']}{failed}",
+            f"{key.split('@')[0]} {row['what']}{failed}",
+            row.get("isa", native),
+            PRECISION.get(row.get("precision"), str(row.get("precision") or "-")),
             str(row["batch_size"]),
             _num(row.get("samples_per_s")),
             _num(row.get("train_s"), ".1f"),
@@ -68,15 +77,10 @@ def extras_table(report: dict) -> Table:
     table.add_column("result", justify="right")
     table.add_column("detail")
     ratios = report.get("ratios", {})
-    if ratios:
-        table.add_row("throughput C/A, C/B", f"{_num(ratios['C/A'], '.2f')}x, {_num(ratios['C/B'], '.2f')}x", "")
-    fast = report.get("time_to_99", {})
-    if "runs" in fast:
-        per_seed = "; ".join(_fast_run(r) for r in fast["runs"])
-        verdict = "reached" if fast["all_reached"] else "[red]not reached by every seed[/]"
-        table.add_row(f"{fast['config']} to 99% test acc", f"{fast['median_wall_s']:.1f} s", f"{verdict}; {per_seed}")
-    elif fast:
-        table.add_row("time to 99% test acc", "-", fast["note"])
+    if ratios.get("C/A"):
+        table.add_row("throughput C/A", f"{_num(ratios['C/A'], '.2f')}x", f"on {report['machine'].get('isa')}")
+    for summary in report.get("isas", []):
+        _isa_rows(table, summary)
     start = report.get("startup", {})
     if start:
         table.add_row("mnistctl --help", _num(start.get("help_s"), ".2f", " s"), start.get("help_note", "median of 3"))
@@ -102,11 +106,30 @@ def extras_table(report: dict) -> Table:
     return table
 
 
+def _isa_rows(table: Table, summary: dict) -> None:
+    """C/B, C's start-up minus B's, and fast.yaml's time to 99%, under one instruction set."""
+    isa = summary["isa"]
+    kernel = f"oneDNN: {summary.get('onednn_isa')}, convolution {summary.get('conv_kernel')}"
+    if "C/B" in summary:
+        table.add_row(f"throughput C/B, {isa}", f"{_num(summary['C/B'], '.2f')}x", kernel)
+        gap = summary.get("startup_C_minus_B_s")
+        table.add_row(f"start-up C - B, {isa}", _num(gap, "+.1f", " s"), "command start to first batch")
+    fast = summary.get("time_to_99", {})
+    if "runs" in fast:
+        per_seed = "; ".join(_fast_run(r) for r in fast["runs"])
+        precision = ", ".join(sorted({str(r.get("precision")) for r in fast["runs"]}))
+        verdict = "reached" if fast["all_reached"] else "[red]not reached by every seed[/]"
+        detail = f"{verdict} ({precision}); {per_seed}"
+        table.add_row(f"{fast['config']} to 99%, {isa}", f"{fast['median_wall_s']:.1f} s", detail)
+    elif fast:
+        table.add_row(f"time to 99% test acc, {isa}", "-", fast["note"])
+
+
 def print_report(report: dict) -> None:
-    console = Console(width=max(Console().width, 100))  # 100 columns when piped, so the table stays whole
+    console = Console(width=max(Console().width, 120))  # 120 columns when piped, so the table stays whole
     m = report["machine"]
     console.print(
-        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"{m['cpu']} ({m.get('isa')}), {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
         f"cuda={m['cuda']}; load average {report['load_1m_start']:.1f} -> {report['load_1m_end']:.1f}; "
         f"benchmark took {report['bench_wall_s']:.0f} s"
     )

@@ -1,6 +1,8 @@
 """Learning-rate schedules that size themselves from the Trainer, so any max_epochs/batch size works.
 
-mnistctl fit --trainer.max_epochs 3 --data.batch_size 256   # one-cycle re-sized automatically
+    mnistctl fit --trainer.max_epochs 3 --data.batch_size 256   # one-cycle re-sized automatically
+
+`mnistctl.optimization.configure_optimizers` gives OneCycle the run's length when its `total_steps` is None.
 """
 
 from __future__ import annotations
@@ -17,14 +19,11 @@ from mnistctl.errors import UsageError
 class OneCycle(OneCycleLR):
     """One-cycle schedule (warm-up then cosine annealing), stepped every batch.
 
-    LightningCLI builds schedulers before the Trainer knows how many steps it will run, so this one
-    waits: `start(total_steps)` is called from the CLI's `configure_optimizers` with the Trainer's
-    `estimated_stepping_batches` (max_epochs x batches per epoch, or max_steps).
-
     Args:
-        optimizer: set by the CLI.
+        optimizer: set by `MNISTClassifier.configure_optimizers`.
         max_lr: peak learning rate; None uses the optimizer's `lr`.
-        total_steps: optimizer steps in the whole run; None sizes it from the Trainer.
+        total_steps: optimizer steps in the whole run; None sizes it from the Trainer (max_epochs x
+            batches per epoch, or max_steps).
         pct_start: fraction of the steps spent warming up.
         div_factor: start learning rate is max_lr / div_factor.
         final_div_factor: final learning rate is the start one / final_div_factor.
@@ -39,33 +38,23 @@ class OneCycle(OneCycleLR):
         div_factor: float = 25.0,
         final_div_factor: float = 1e3,
     ) -> None:
-        self.optimizer = optimizer  # LRScheduler.state_dict leaves `optimizer` out; keep it out of checkpoints
-        self._pending = dict(
-            max_lr=max_lr if max_lr is not None else optimizer.param_groups[0]["lr"],
-            total_steps=total_steps,
-            pct_start=pct_start,
-            div_factor=div_factor,
-            final_div_factor=final_div_factor,
-        )
-        if total_steps is not None:
-            self.start(total_steps)
-
-    def start(self, estimated_steps: float) -> None:
-        """Initialise the schedule for `total_steps` (given) or `estimated_steps` (from the Trainer)."""
-        if hasattr(self, "last_epoch"):  # already started
-            return
-        kwargs = self._pending
-        steps = kwargs["total_steps"] or estimated_steps
-        if not math.isfinite(steps) or steps < 1:
+        if total_steps is None or not math.isfinite(total_steps) or total_steps < 1:
             raise UsageError(
                 "the one-cycle learning-rate schedule needs a finite run: set --trainer.max_epochs or "
                 "--trainer.max_steps, or choose another --lr_scheduler"
             )
-        ranges.check("lr_scheduler.init_args.pct_start", kwargs["pct_start"])
+        ranges.check("lr_scheduler.init_args.pct_start", pct_start)
         # torch divides by the warm-up's length in steps minus one: a run of a handful of batches (e.g.
         # --trainer.limit_train_batches 4) would divide by zero, so the schedule spans at least two warm-up steps.
-        steps = max(int(steps), math.ceil(2 / kwargs["pct_start"]))
-        super().__init__(self.optimizer, **{**kwargs, "total_steps": steps})
+        steps = max(int(total_steps), math.ceil(2 / pct_start))
+        super().__init__(
+            optimizer,
+            max_lr=max_lr if max_lr is not None else optimizer.param_groups[0]["lr"],
+            total_steps=steps,
+            pct_start=pct_start,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+        )
 
     def load_state_dict(self, state_dict: dict) -> None:
         if state_dict.get("total_steps") != self.total_steps:

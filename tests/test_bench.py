@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import extras as bench_extras
+from benchmarks import isa as bench_isa
 from benchmarks.proc import measure
+from benchmarks.table import print_report
 from conftest import REPO, last_metric, run_cli
 
 # What --samples 1024 reaches on this CPU (test accuracy on the 10,000 test images): A (batch 32, 32 steps)
@@ -58,6 +60,7 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
     """A, B and C on 1,024 images, start-up and predict; not the time-to-99% run nor the sweep (slow)."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "benchmarks", "--samples", "1024", "--skip", "fast,sweep", "--threads", "2"]
+    cmd += ["--isa", "native"]
     done = subprocess.run(
         [*cmd, "--json", str(out), "--workdir", str(tmp_path / "work")],
         cwd=REPO,
@@ -78,12 +81,115 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
         assert row["peak_rss_mb"] > 100 and row["tree_rss_mb"] >= row["peak_rss_mb"], key  # torch alone is >100
         assert MIN_ACC[key] <= row["test_acc"] <= 1.0, (key, row["test_acc"])
     assert report["runs"]["C"]["batch_size"] == report["runs"]["B"]["batch_size"]
+    # B runs in the precision mnistctl chose for C, so C/B compares like with like.
+    assert report["runs"]["B"]["precision"] == report["runs"]["C"]["precision"] in ("32-true", "bf16-mixed")
     assert report["ratios"]["C/A"] > 0 and report["ratios"]["C/B"] > 0
+    (native,) = report["isas"]  # --isa native: this CPU's own instruction set only
+    assert native["isa"] == report["machine"]["isa"] == bench_isa.native_isa() and native["env"] == {}
+    assert native["C/B"] == report["ratios"]["C/B"] and native["conv_kernel"]
+    startup = {k: report["runs"][k]["timeline_s"]["train_start"] for k in "BC"}
+    assert native["startup_C_minus_B_s"] == pytest.approx(startup["C"] - startup["B"])
     assert report["startup"]["help_s"] > 0
     predict = report["predict"]
     assert predict["rc"] == 0 and predict["predict_samples"] == 10_000 and predict["csv_rows"] == 10_000
     assert predict["images_per_s"] > 0 and predict["predict_s"] < predict["wall_s"]
-    assert report["time_to_99"]["note"].startswith("skipped")
+    assert native["time_to_99"]["note"].startswith("skipped")
+
+
+@pytest.mark.parametrize(
+    ("flags", "label"),
+    [({"avx2", "avx512f", "amx_bf16"}, "AVX512-BF16"), ({"avx2", "avx512f"}, "AVX512"), ({"avx2"}, "AVX2")],
+)
+def test_the_cpu_label_names_its_best_instruction_set(flags, label):
+    assert bench_isa.native_isa(flags) == label
+
+
+def test_an_avx512_cpu_also_runs_avx2_rows_and_an_avx2_cpu_runs_its_own_once():
+    assert bench_isa.isas("both", "AVX512-BF16") == [("AVX512-BF16", {}), ("AVX2", bench_isa.AVX2_ENV)]
+    assert bench_isa.isas("both", "AVX512") == [("AVX512", {}), ("AVX2", bench_isa.AVX2_ENV)]
+    assert bench_isa.isas("both", "AVX2") == [("AVX2", {})]
+    assert bench_isa.isas("native", "AVX512-BF16") == [("AVX512-BF16", {})]
+    assert bench_isa.isas("avx2", "AVX512-BF16") == [("AVX2", bench_isa.AVX2_ENV)]
+
+
+@pytest.mark.skipif(not bench_isa.native_isa().startswith("AVX512"), reason="needs an AVX512 CPU to hold back")
+def test_onednn_honours_the_avx2_cap():
+    """The AVX2 rows are real AVX2: oneDNN says so, and its convolution kernel is the AVX2 one."""
+    assert bench_isa.onednn_isa({})["conv_kernel"] and "avx2" not in bench_isa.onednn_isa({})["conv_kernel"]
+    held = bench_isa.onednn_isa(bench_isa.AVX2_ENV)
+    assert held["onednn_isa"] == "Intel AVX2" and held["conv_kernel"].endswith(":avx2")
+
+
+def test_the_table_shows_each_instruction_set_side_by_side(capsys):
+    def row(what: str, isa: str, speed: float, start: float) -> dict:
+        timeline = {"train_start": start}
+        return {
+            "what": what,
+            "isa": isa,
+            "precision": "32-true",
+            "batch_size": 128,
+            "rc": 0,
+            "wall_s": 40.0,
+            "samples_per_s": speed,
+            "train_s": 55_000 / speed,
+            "timeline_s": timeline,
+        }
+
+    fast = {
+        "config": "configs/fast.yaml",
+        "median_wall_s": 41.5,
+        "all_reached": True,
+        "runs": [{"seed": 0, "wall_s": 41.5, "test_acc": 0.9912, "precision": "32-true"}],
+    }
+    report = {
+        "samples": 55_000,
+        "mode": "full",
+        "load_1m_start": 1.0,
+        "load_1m_end": 1.2,
+        "bench_wall_s": 500,
+        "machine": {
+            "cpu": "test CPU",
+            "isa": "AVX512-BF16",
+            "cores": 2,
+            "torch": "2",
+            "torch_threads": 2,
+            "cuda": False,
+        },
+        "runs": {
+            "B": row("plain loop", "AVX512-BF16", 4000, 3.0),
+            "C": row("mnistctl fit", "AVX512-BF16", 3900, 3.8),
+            "B@AVX2": row("plain loop", "AVX2", 2000, 3.1),
+            "C@AVX2": row("mnistctl fit", "AVX2", 1960, 4.0),
+        },
+        "isas": [
+            {
+                "isa": "AVX512-BF16",
+                "env": {},
+                "onednn_isa": "AMX",
+                "conv_kernel": "brg_conv_fwd:avx512_core",
+                "C/B": 0.974,
+                "startup_C_minus_B_s": 0.8,
+                "time_to_99": fast,
+            },
+            {
+                "isa": "AVX2",
+                "env": bench_isa.AVX2_ENV,
+                "onednn_isa": "Intel AVX2",
+                "conv_kernel": "brg_conv_fwd:avx2",
+                "C/B": 0.98,
+                "startup_C_minus_B_s": 0.9,
+                "time_to_99": {"note": "skipped (--quick or --skip fast)"},
+            },
+        ],
+    }
+    print_report(report)
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # cells of one row, in order
+    assert "test CPU (AVX512-BF16)" in out
+    assert "throughput C/B, AVX512-BF16 0.97x" in out and "throughput C/B, AVX2 0.98x" in out
+    assert "start-up C - B, AVX512-BF16 +0.8 s" in out and "start-up C - B, AVX2 +0.9 s" in out
+    assert "configs/fast.yaml to 99%, AVX512-BF16 41.5 s reached (32-true)" in out
+    assert "time to 99% test acc, AVX2 - skipped" in out
+    assert "convolution brg_conv_fwd:avx2" in out
 
 
 @pytest.mark.slow

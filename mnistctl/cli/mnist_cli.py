@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 from jsonargparse import Namespace
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
+from torch.optim import Optimizer
 
 from mnistctl import layout
 from mnistctl.cli import run_folders
@@ -41,6 +42,7 @@ from mnistctl.cli.interrupts import InterruptCheckpoint
 from mnistctl.cli.last_checkpoint import last_every_epoch
 from mnistctl.cli.logger_choice import apply_logger_choice
 from mnistctl.cli.manifest import RunManifest
+from mnistctl.cli.precision import choose_precision
 from mnistctl.cli.predictions import PredictionsCSV
 from mnistctl.cli.progress import default_progress
 from mnistctl.cli.resume_gate import HeldSaveConfig, hold_run_writes
@@ -57,15 +59,14 @@ from mnistctl.cli.resume_guard import (
 from mnistctl.cli.rng_state import RNGStateCallback
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
+from mnistctl.cpu_tuning import tune_process
 from mnistctl.data import MNISTDataModule
 from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
 from mnistctl.model import MNISTClassifier
-from mnistctl.schedules import OneCycle
+from mnistctl.optimization import RECIPE_OPTIMIZER
 from mnistctl.yaml_guard import check_yaml_text, guard_jsonargparse
 
-# The model's own configure_optimizers serves plain-Python use; under the CLI --optimizer wins, as intended.
-warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
 # MNIST batches are cut in memory; there are no DataLoader workers to add.
 warnings.filterwarnings("ignore", message=r".*does not have many workers")
 warnings.filterwarnings("ignore", message=r".*Couldn't infer the batch indices")
@@ -79,7 +80,7 @@ warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is int
 guard_jsonargparse()
 
 # At exit, skip the final garbage collection of the millions of objects torch and Lightning create: every
-# command ends 1.6 s sooner on 2 CPU cores (`python -m benchmarks`). Refcounted objects and files still close.
+# command ends sooner (README, "Performance"). Refcounted objects and files still close.
 atexit.register(gc.freeze)
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class MnistCLI(LightningCLI):
     steps_done = 0  # the checkpoint's global step, when a one-cycle schedule starts afresh on resume
 
     def __init__(self, args: list[str] | None = None) -> None:
+        tune_process()
         self.created = []
         base = [str(packaged_config("base.yaml"))]
         # allow_abbrev=False: a typo such as --trainer.max_epoch must be an error, not a silent prefix match.
@@ -125,6 +127,8 @@ class MnistCLI(LightningCLI):
             MNISTClassifier,
             MNISTDataModule,
             parser_class=Parser,
+            # --optimizer and --lr_scheduler are handed to the model, whose configure_optimizers builds them.
+            auto_configure_optimizers=False,
             save_config_callback=HeldSaveConfig,
             save_config_kwargs={"overwrite": True},
             # Always on, not configurable: exact resume and clean interrupts are guarantees, not options.
@@ -169,6 +173,9 @@ class MnistCLI(LightningCLI):
         )
         parser.add_lightning_class_args(PredictionsCSV, "predictions")
         int_before_float(parser)  # --trainer.limit_*_batches 1 is one batch, whatever typing has cached
+        # The same groups LightningCLI adds by default (any torch optimizer and schedule, by class path).
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
 
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
@@ -223,6 +230,7 @@ class MnistCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        precision = choose_precision(config, self.subcommand)  # for run.json
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
         if config.num_threads is not None:
@@ -265,6 +273,7 @@ class MnistCLI(LightningCLI):
         if self.subcommand == "fit" and config.ckpt_path:
             resume = resume_entry(Path(config.ckpt_path), self.config_changes, self.restart_optimization)
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=resume)
+        self.manifest.record["precision"] = precision
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
@@ -296,6 +305,10 @@ class MnistCLI(LightningCLI):
         except BaseException:
             self._discard_empty_run()
             raise
+        optimizer, lr_scheduler = self._get(self.config_init, "optimizer"), self._get(self.config_init, "lr_scheduler")
+        self.model.optimizer = optimizer.as_dict() if optimizer else dict(RECIPE_OPTIMIZER)
+        self.model.lr_scheduler = lr_scheduler.as_dict() if lr_scheduler else None
+        self.model.steps_done = self.steps_done
 
     def _run_subcommand(self, subcommand: str) -> None:
         try:
@@ -322,18 +335,6 @@ class MnistCLI(LightningCLI):
         # (last_checkpoint.py) although it reads the first, the configured one, either way.
         ckpt = callback.best_model_path if callback is not None and callback.best_model_path else None
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt, verbose=not is_quiet())
-
-    def configure_optimizers(self, lightning_module, optimizer, lr_scheduler=None):
-        if lr_scheduler is None:
-            return optimizer
-        if isinstance(lr_scheduler, OneCycle):
-            # A schedule restarted on resume (an allowed optimizer change) spans the steps still to run.
-            lr_scheduler.start(lightning_module.trainer.estimated_stepping_batches - self.steps_done)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
-        if isinstance(lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            monitor = getattr(lr_scheduler, "monitor", None) or "val/loss"
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "monitor": monitor}}
-        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
 
 
 def _default_plateau_monitor(args: list[str]) -> list[str]:

@@ -26,7 +26,7 @@ class MNISTDataModule(LightningDataModule):
         download: fetch MNIST through torchvision when `data_dir` has no copy (needs network).
         batch_size: samples per training batch.
         eval_batch_size: samples per validation/test/predict batch (256: on CPU its activations still
-            fit in cache; 1000 predicts ~40% slower, `python -m benchmarks`).
+            fit in cache; much larger batches run slower).
         val_size: images held out of the 60,000 training images for validation.
         split_seed: seed of the train/validation split; recorded in checkpoints so evaluation
             reuses the same split.
