@@ -69,7 +69,7 @@ class Run:
 
 
 def read_yaml(path: Path) -> dict | None:
-    """A YAML file as a dict with yaml.safe_load's rules (libyaml's CSafeLoader when present: 8x faster)."""
+    """A YAML file as a dict with yaml.safe_load's rules (libyaml's CSafeLoader when present, which is faster)."""
     import yaml
 
     try:
