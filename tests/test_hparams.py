@@ -55,7 +55,9 @@ def test_fit_writes_its_hyperparameters_and_final_metrics(two_fits):
     assert {key: hparams.get(key) for key in expected} == expected
     assert type(hparams["optimizer.amsgrad"]) is bool
     # Paths, unset values and torch's implementation switches are not hyperparameters.
-    assert not {"data.data_dir", "data.predict_dir", "trainer.precision", "optimizer.foreach"} & set(hparams)
+    assert not {"data.data_dir", "data.predict_dir", "optimizer.foreach"} & set(hparams)
+    # The precision changes results: it is one, as the automatic choice filled it in (bf16-mixed or 32-true).
+    assert hparams["trainer.precision"] == record["precision"]["value"]
     end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
     assert end.status == api_pb2.Status.Value("STATUS_SUCCESS")
     assert metadata.EXPERIMENT_TAG not in content  # the dashboard builds its columns from every run

@@ -28,6 +28,8 @@ EPOCHS, BATCHES, BATCH_SIZE = 4, 4, 32
 BUDGET = [*TINY, "--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", str(BATCHES)]
 BUDGET += ["--data.batch_size", str(BATCH_SIZE), "--test_after_fit", "false"]
 
+FLOAT32 = ["--trainer.precision", "32-true"]
+
 
 def callbacks_config(folder: Path, *callbacks: str) -> str:
     """A config file whose trainer.callbacks list (replacing base.yaml's) is ModelCheckpoint plus `callbacks`."""
@@ -111,7 +113,8 @@ def test_eta_counts_down_over_the_epochs(four_epochs):
 
 
 def test_mse_trains_on_softmax_outputs_against_one_hot_targets(tmp_path):
-    fit_in(tmp_path, *TINY, "--model.criterion", "torch.nn.MSELoss", "--test_after_fit", "false")
+    # float32 as the oracle below computes (where the CPU has native BF16, fit would choose bf16-mixed).
+    fit_in(tmp_path, *TINY, "--model.criterion", "torch.nn.MSELoss", "--test_after_fit", "false", *FLOAT32)
     run = tmp_path / "runs" / "mnist" / "version_0"
     # The oracle: the end-of-epoch val/loss recomputed from the checkpoint of that epoch, by hand.
     model = MNISTClassifier()

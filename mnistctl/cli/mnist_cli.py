@@ -230,9 +230,9 @@ class MnistCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
-        precision = choose_precision(config, self.subcommand)  # for run.json
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
+        precision = choose_precision(config, self.subcommand)  # after the data: bad input stays one line
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         extra = []

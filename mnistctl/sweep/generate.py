@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import importlib
 import io
+import os
 import pathlib
 import sys
 import types
@@ -70,12 +71,20 @@ def fit_parser():
 
 
 def print_config(*args: str) -> dict:
-    """`mnistctl fit --print_config ARGS`, in-process, as a dict."""
+    """`mnistctl fit --print_config ARGS`, in-process, as a dict: the packaged defaults only.
+
+    This shell's MNISTCTL_FIT__* variables are set aside meanwhile, or they would end up in the tree
+    (the tests set MNISTCTL_FIT__TRAINER__ACCELERATOR, for one); tree.py's child process drops them too.
+    """
     from mnistctl.cli.mnist_cli import run_cli
 
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        run_cli(["fit", *args, "--print_config"])
+    own = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("MNISTCTL_FIT__")}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            run_cli(["fit", *args, "--print_config"])
+    finally:
+        os.environ.update(own)
     return yaml.safe_load(out.getvalue())
 
 
