@@ -40,7 +40,8 @@ EPILOG = f"""\
 overrides (Hydra syntax; any key of 'mnistctl fit --print_config', no '+' needed):
   criterion=OPTION       {_options("criterion")}
   optimizer=OPTION       {_options("optimizer")}
-  search=OPTION          {_options("search")} (the Optuna sweeper over a search space)
+  search=OPTION          {_options("search")} (the Optuna sweeper over a search space; study in <sweep>/optuna.db)
+  pruner=OPTION          {_options("pruner")} (with a search; default median), e.g. pruner.n_startup_trials=2
   KEY=VALUE, KEY=a,b     e.g. trainer.max_epochs=2 data.batch_size=128 model.dropout_ratio=0.1,0.3
   KEY=range(1,4)         also glob(*) for groups, e.g. criterion=glob(*)
   seed=1,2,3             repeat each configuration; the summary adds mean and std across seeds
@@ -205,13 +206,14 @@ def _multirun(plan, claim: folder.Claim, study_overrides: list[str]) -> str:
     from mnistctl.sweep.job import run_job
     from mnistctl.sweep.overrides import one_line, quote
     from mnistctl.sweep.study import default_storage, in_place
+    from mnistctl.sweep.warm_start import server, wanted
 
     storage = quote(default_storage(claim.path))
     study = [o.replace("={sweep}", f"={storage}") for o in study_overrides]
     overrides = [*plan.overrides, *plan.extra_overrides, *study, f"{folder.KEY}={quote(str(claim.path))}"]
     task = functools.partial(run_job, parallel=plan.parallel)
     try:
-        with in_place() if plan.sweeper == "optuna" else contextlib.nullcontext():
+        with server(wanted(plan.launcher)), in_place() if plan.sweeper == "optuna" else contextlib.nullcontext():
             GlobalHydra.instance().hydra.multirun(config_name="sweep", task_function=task, overrides=overrides)
     except KeyboardInterrupt:
         return "interrupted"

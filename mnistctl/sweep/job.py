@@ -6,8 +6,10 @@ Hydra calls `run_job` once per job, in the sweep process (basic launcher), in a 
 (joblib) or on a cluster node (submitit); it is a module-level function so it pickles. The job's
 folder gets job.yaml (the LightningCLI config, num_threads included), job.json (overrides, status,
 metrics, error), stdout.log/stderr.log of the fit and runs/<name>/version_0/ (the fit's run folder).
-A job whose overrides already completed in this sweep folder is not re-run; one that was interrupted
-continues from its last.ckpt. Which folder is the job's is decided by its key (job_folder.py).
+A job whose overrides already completed (or were pruned) in this sweep folder is not re-run; one that
+was interrupted continues from its last.ckpt. Which folder is the job's is decided by its key
+(job_folder.py). The fit is forked from the warm-start server when the sweep runs one (warm_start.py),
+else a new interpreter; a search job's fit also reports to its Optuna trial (trial_reporter.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from omegaconf import OmegaConf
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_CONFIG
+from mnistctl.sweep import warm_start
 from mnistctl.sweep.job_folder import (
     claim_job_dir,
     find_job_dir,
@@ -193,8 +196,10 @@ def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, start
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **extra_env}
     with open(job_dir / "stdout.log", "ab") as out, open(job_dir / "stderr.log", "ab") as err:
         offset = err.tell()
-        proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
-        started.update(pid=proc.pid, start="cold")
+        proc = warm_start.start(command, job_dir, env, out, err)  # forked from torch already imported
+        if proc is None:
+            proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+        started.update(pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
         try:
             returncode = _wait(proc)
         except BaseException:  # Ctrl-C: the fit gets SIGINT too; give it time to save interrupted.ckpt
