@@ -176,3 +176,23 @@ def test_hopeless_learning_rates_are_pruned_after_one_epoch_unless_pruning_is_of
     rows = {r["trial"]: r for r in read_csv(sweep_dir / "summary.csv")}
     assert {rows[str(j["trial"])]["status"] for j in pruned} == {"pruned"}
 
+
+@pytest.mark.slow
+def test_joblib_runs_two_trials_at_once_into_one_consistent_study(tmp_path):
+    args = [*SEARCH, "hydra.sweeper.n_trials=4", "pruner=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    done = run_cli("sweep", *args, "hydra.sweep.dir=s")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("is launching 2 jobs") == 2  # two batches of two trials (sweeper n_jobs follows)
+    sweep_dir = tmp_path / "s"
+    study = study_of(sweep_dir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    jobs = jobs_of(sweep_dir)
+    assert sorted(j["trial"] for j in jobs.values()) == [0, 1, 2, 3]
+    for job in jobs.values():
+        trial = study.trials[job["trial"]]
+        assert trial.value == pytest.approx(job["val_acc"]) and job["threads"] == 1  # half the cores each
+        assert f"model.dropout_ratio={trial.params['model.dropout_ratio']}" in job["overrides"]
+        assert job["start"] == "warm"
+    # Two at a time: each batch's jobs overlapped in time.
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
+    assert spans[1][0] < spans[0][1] and spans[3][0] < spans[2][1]
