@@ -124,6 +124,8 @@ def sweep_overhead(work: Path, train_batches: int, jobs: int = 4) -> dict:
     seeds = max(1, -(-jobs // 4))  # more than four jobs: seeds of each criterion
     overrides = [f"criterion={criteria}", f"seed={','.join(str(i) for i in range(1, seeds + 1))}"]
     overrides += ["trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
+    # The first use builds the sweep's cached config tree (seconds, it imports torch): not in either figure.
+    measure([*mnistctl_cmd(), "sweep", "--dry-run", *overrides], work / "sweep_tree.log", cwd=work)
     result = _one_sweep(work, "sweep", overrides, {})
     cold = _one_sweep(work, "sweep_cold", overrides, {SWEEP_WARM_ENV: "0"})
     result["cold"] = cold
