@@ -11,8 +11,8 @@ B, C and the time-to-99% runs go once per instruction set (`isa.py`): this CPU's
 CPU, AVX2 (oneDNN held to it), side by side. Training time is timed inside each process with one clock
 (`probe.py`), wall time and peak memory (the peak resident set of the process and of its tree) from
 outside (`proc.py`). Then: wall time of `mnistctl fit --config configs/fast.yaml` to 99% test accuracy,
-start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a two-job
-sweep (`extras.py`). It asserts nothing about speed.
+start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a four-job
+sweep, warm and cold start (`extras.py`). It asserts nothing about speed.
 """
 
 from __future__ import annotations

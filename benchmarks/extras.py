@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 from mnistctl.layout import read_record
+from mnistctl.sweep.warm_start import SWITCH_ENV as SWEEP_WARM_ENV
 
 PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
@@ -115,22 +116,38 @@ def _fit_seconds(run: Path) -> float | None:
     return record.get("wall_time_s") if record else None
 
 
-def sweep_overhead(work: Path, train_batches: int) -> dict:
-    """A two-job sweep of tiny fits: (sweep wall - sum of the jobs' fit times) / jobs."""
-    folder = work / "sweep"
-    overrides = ["criterion=ce,mse", "trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
-    result = measure([*mnistctl_cmd(), "sweep", *overrides, f"hydra.sweep.dir={folder}"], work / "sweep.log", cwd=work)
-    # The same two jobs through the joblib launcher, two at a time (each with half the cores).
-    parallel = [*overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={folder}_joblib"]
-    joblib = measure([*mnistctl_cmd(), "sweep", *parallel], work / "sweep_joblib.log", cwd=work)
+def sweep_overhead(work: Path, train_batches: int, jobs: int = 4) -> dict:
+    """`jobs` tiny fits swept warm (the default: forked from a server with torch imported) and cold
+    (MNISTCTL_SWEEP_WARM=0: a new interpreter each), one after the other in this run; per-job overhead =
+    (sweep wall - sum of the jobs' fit times) / jobs. Then the warm jobs through joblib, two at a time."""
+    criteria = ",".join(["ce", "mse", "nll", "ce_smooth"][:jobs])
+    seeds = max(1, -(-jobs // 4))  # more than four jobs: seeds of each criterion
+    overrides = [f"criterion={criteria}", f"seed={','.join(str(i) for i in range(1, seeds + 1))}"]
+    overrides += ["trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
+    # The first use builds the sweep's cached config tree (seconds, it imports torch): not in either figure.
+    measure([*mnistctl_cmd(), "sweep", "--dry-run", *overrides], work / "sweep_tree.log", cwd=work)
+    result = _one_sweep(work, "sweep", overrides, {})
+    cold = _one_sweep(work, "sweep_cold", overrides, {SWEEP_WARM_ENV: "0"})
+    result["cold"] = cold
+    if "per_job_overhead_s" in result and "per_job_overhead_s" in cold:
+        result["warm_saves_s"] = cold["per_job_overhead_s"] - result["per_job_overhead_s"]
+    parallel = [*overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    joblib = _one_sweep(work, "sweep_joblib", parallel, {})
     if not joblib["rc"]:
         result["joblib_wall_s"] = joblib["wall_s"]
         result["joblib_speedup"] = result["wall_s"] / joblib["wall_s"]
+    return result
+
+
+def _one_sweep(work: Path, name: str, overrides: list[str], env: dict) -> dict:
+    folder = work / name
+    cmd = [*mnistctl_cmd(), "sweep", *overrides, f"hydra.sweep.dir={folder}"]
+    result = measure(cmd, work / f"{name}.log", cwd=work, env=env)
     runs = sorted(folder.glob("*/runs/*/version_*"))
     fits = [_fit_seconds(run) for run in runs]
     result.update(jobs=len(runs), job_fit_s=fits)
-    if result["rc"] or len(runs) != 2 or None in fits:
-        result["note"] = f"sweep exit {result['rc']}, {len(runs)} job runs found; see sweep.log"
+    if result["rc"] or not runs or None in fits:
+        result["note"] = f"sweep exit {result['rc']}, {len(runs)} job runs found; see {name}.log"
         return result
     result["per_job_overhead_s"] = (result["wall_s"] - sum(fits)) / len(runs)
     # Where the sweep records each job's wall time (<job>/job.json), split the overhead: job process vs sweep.
@@ -138,6 +155,7 @@ def sweep_overhead(work: Path, train_batches: int) -> dict:
     if None not in walls:
         result["job_wall_s"] = walls
         result["sweep_machinery_s"] = result["wall_s"] - sum(walls)
+        result["job_start_s"] = [w - f for w, f in zip(walls, fits, strict=True)]  # each job's wall outside its fit
     return result
 
 

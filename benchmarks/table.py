@@ -94,14 +94,18 @@ def extras_table(report: dict) -> Table:
         table.add_row("mnistctl predict (after start-up)", _num(pred.get("images_per_s"), ",.0f", " img/s"), detail)
     sweep = report.get("sweep", {})
     if sweep:
-        detail = sweep.get("note") or f"2 tiny jobs, sweep wall {sweep['wall_s']:.1f} s"
-        if "job_wall_s" in sweep:
-            jobs = " + ".join(f"{w:.1f}" for w in sweep["job_wall_s"])
-            fits = " + ".join(f"{f:.1f}" for f in sweep["job_fit_s"])
-            detail += f" = jobs {jobs} + sweep {sweep['sweep_machinery_s']:.1f}; of which fit {fits}"
-        table.add_row("sweep overhead per job", _num(sweep.get("per_job_overhead_s"), ".1f", " s"), detail)
+        for label, run in (("warm", sweep), ("cold", sweep.get("cold") or {})):
+            if not run:
+                continue
+            detail = run.get("note") or f"{run['jobs']} tiny jobs, sweep wall {run['wall_s']:.1f} s"
+            if "job_wall_s" in run:
+                fits = " + ".join(f"{f:.1f}" for f in run["job_fit_s"])
+                starts = " + ".join(f"{f:.1f}" for f in run["job_start_s"])
+                detail += f"; fits {fits}; each job's start {starts}; sweep {run['sweep_machinery_s']:.1f}"
+            name = f"sweep overhead per job, {label} start"
+            table.add_row(name, _num(run.get("per_job_overhead_s"), ".1f", " s"), detail)
         if "joblib_speedup" in sweep:
-            detail = f"the same 2 jobs: basic {sweep['wall_s']:.1f} s, joblib n_jobs=2 {sweep['joblib_wall_s']:.1f} s"
+            detail = f"the same jobs: basic {sweep['wall_s']:.1f} s, joblib n_jobs=2 {sweep['joblib_wall_s']:.1f} s"
             table.add_row("joblib speed-up over basic", f"{sweep['joblib_speedup']:.2f}x", detail)
     return table
 

@@ -31,6 +31,7 @@ SWEEP_RECORD = "sweep.json"  # the sweep's overrides, for --resume
 SWEEP_MULTIRUN = "multirun.yaml"  # Hydra's record of the sweep's config
 JOB_RECORD = "job.json"
 JOB_CONFIG = "job.yaml"
+STUDY_DB = "optuna.db"  # an Optuna search's study (SQLite), in its sweep folder
 
 
 def cache_root() -> Path:

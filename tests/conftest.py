@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,3 +222,21 @@ def two_runs(tmp_path_factory) -> TwoRuns:
     (best,) = [p for p, epoch in epochs.items() if epoch == best_epoch and p.name != "last.ckpt"]
     assert epochs[newer / "checkpoints" / "last.ckpt"] == 2, "last.ckpt does not hold the final epoch"
     return TwoRuns(root, older, newer, best, newer / "checkpoints" / "last.ckpt", val_acc)
+
+
+def kill_sweep_when(args: list[str], sweep_dir: Path, ready, timeout: float = 400) -> None:
+    """Start `mnistctl sweep ARGS` in its own process group and SIGKILL all of it (the fits too) as soon as
+    `ready(sweep_dir)` holds: a sweep killed at a chosen moment, for the resume tests."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "sweep", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready(sweep_dir):
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

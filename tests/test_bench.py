@@ -193,13 +193,20 @@ def test_the_table_shows_each_instruction_set_side_by_side(capsys):
 
 
 @pytest.mark.slow
-def test_two_job_sweep_overhead_is_measured(tmp_path):
+def test_sweep_overhead_is_measured_warm_and_cold(tmp_path):
     result = bench_extras.sweep_overhead(tmp_path, train_batches=10)
-    assert result["rc"] == 0 and result["jobs"] == 2, result
-    assert all(0 < s < result["wall_s"] for s in result["job_fit_s"])
-    assert 0 < result["per_job_overhead_s"] < result["wall_s"]
+    cold = result["cold"]
+    for run in (result, cold):
+        assert run["rc"] == 0 and run["jobs"] == 4, run
+        assert all(0 < s < run["wall_s"] for s in run["job_fit_s"])
+        assert 0 < run["per_job_overhead_s"] < run["wall_s"]
+    starts = {json.loads(p.read_text())["start"] for p in (tmp_path / "sweep").glob("*/job.json")}
+    assert starts == {"warm"} and {
+        json.loads(p.read_text())["start"] for p in (tmp_path / "sweep_cold").glob("*/job.json")
+    } == {"cold"}
+    assert result["warm_saves_s"] == pytest.approx(cold["per_job_overhead_s"] - result["per_job_overhead_s"])
     assert result["joblib_speedup"] == pytest.approx(result["wall_s"] / result["joblib_wall_s"])
-    assert len(list((tmp_path / "sweep_joblib").glob("*/runs/*/version_0/checkpoints/last.ckpt"))) == 2
+    assert len(list((tmp_path / "sweep_joblib").glob("*/runs/*/version_0/checkpoints/last.ckpt"))) == 4
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import pytest
 import yaml
 
 from conftest import SWEEP_TINY as TINY
-from conftest import read_csv, run_cli, run_main
+from conftest import kill_sweep_when, read_csv, run_cli, run_main
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")  # the generated Hydra tree, built once per session
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -266,23 +265,15 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):
 def test_resume_skips_completed_jobs_and_continues_an_interrupted_one(tmp_path):
     args = ["model.dropout_ratio=0.1,0.2", "trainer.max_epochs=2", "trainer.limit_train_batches=10"]
     args += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "hydra.sweep.dir=s"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistctl", "sweep", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill below takes the fit child too
-    )
     sweep_dir = tmp_path / "s"
-    try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and proc.poll() is None:
-            first = jobs_of(sweep_dir).get(0, {})
-            if first.get("status") == "completed" and list(sweep_dir.glob("1/runs/*/version_0/checkpoints/last.ckpt")):
-                break  # job 0 done, job 1 has finished its first epoch
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+
+    def second_job_past_one_epoch(sweep_dir: Path) -> bool:  # job 0 done, job 1 has finished its first epoch
+        first = jobs_of(sweep_dir).get(0, {})
+        return first.get("status") == "completed" and bool(
+            list(sweep_dir.glob("1/runs/*/version_0/checkpoints/last.ckpt"))
+        )
+
+    kill_sweep_when(args, sweep_dir, second_job_past_one_epoch)
     jobs = jobs_of(sweep_dir)
     assert jobs[0]["status"] == "completed"
     assert jobs[1]["status"] == "running", "job 1 finished before the kill; the test needs it interrupted"
@@ -324,10 +315,10 @@ def test_optuna_maximises_the_val_accuracy_the_jobs_return(tmp_path):
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(max(j["val_acc"] for j in jobs.values()))
     assert len(read_csv(sweep_dir / "summary.csv")) == 2
-    # Resumed, the seeded sampler asks the same two trials: both are found completed and nothing trains.
+    # Resumed, the study in optuna.db already holds both trials: none is asked again and nothing trains.
     again = sweep("--resume", str(sweep_dir))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("already completed: skipped") == 2
+    assert "2 trials finished, 0 to go" in again.stdout and "Launching" not in again.stdout
     assert jobs_of(sweep_dir) == jobs and len(read_csv(sweep_dir / "summary.csv")) == 2
 
 

@@ -65,6 +65,7 @@ from mnistctl.data.mnist_files import prepare_root
 from mnistctl.errors import UsageError
 from mnistctl.model import MNISTClassifier
 from mnistctl.optimization import RECIPE_OPTIMIZER
+from mnistctl.sweep.trial_reporter import trial_callbacks
 from mnistctl.yaml_guard import check_yaml_text, guard_jsonargparse
 
 # MNIST batches are cut in memory; there are no DataLoader workers to add.
@@ -283,6 +284,7 @@ class MnistCLI(LightningCLI):
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
             *(last_every_epoch(config.trainer.callbacks) if self.subcommand == "fit" else []),  # last.ckpt
+            *trial_callbacks(self.subcommand),  # a search job's fit: val/acc to its Optuna trial, pruning
         ]
 
     # -- running -------------------------------------------------------------------------------

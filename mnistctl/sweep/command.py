@@ -13,6 +13,7 @@ at the end summary.csv, summary.json and val_curves.png are written and a table 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -24,7 +25,7 @@ from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
 from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
 from mnistctl.sweep import folder
-from mnistctl.sweep.job import SWEEP_PID_ENV
+from mnistctl.sweep.job import FINISHED, SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ EPILOG = f"""\
 overrides (Hydra syntax; any key of 'mnistctl fit --print_config', no '+' needed):
   criterion=OPTION       {_options("criterion")}
   optimizer=OPTION       {_options("optimizer")}
-  search=OPTION          {_options("search")} (the Optuna sweeper over a search space)
+  search=OPTION          {_options("search")} (the Optuna sweeper over a search space; study in <sweep>/optuna.db)
+  pruner=OPTION          {_options("pruner")} (with a search; default median), e.g. pruner.n_startup_trials=2
   KEY=VALUE, KEY=a,b     e.g. trainer.max_epochs=2 data.batch_size=128 model.dropout_ratio=0.1,0.3
   KEY=range(1,4)         also glob(*) for groups, e.g. criterion=glob(*)
   seed=1,2,3             repeat each configuration; the summary adds mean and std across seeds
@@ -138,17 +140,18 @@ def main(argv: list[str]) -> int:
             raise UsageError(folder_problem)
         if args.dry_run or args.cfg:
             return 0
+        study_overrides = _study_overrides(plan, resume_dir)
         if resume_dir is not None:
             claim = folder.Claim(resume_dir, resumed=True)
         else:
             claim = folder.claim(chosen, plan.overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
-        status = _multirun(plan, claim)
+        status = _multirun(plan, claim, study_overrides)
     from mnistctl.sweep.summary import summarize
 
     sweep_dir = claim.path
     rows = summarize(sweep_dir) if job_dirs(sweep_dir) else []
-    failed = [r for r in rows if r["status"] != "completed"]
+    failed = [r for r in rows if r["status"] not in FINISHED]
     if status == "interrupted":
         sys.stderr.write(f"mnistctl sweep: interrupted; finish it with: mnistctl sweep --resume {sweep_dir}\n")
         return 130
@@ -164,18 +167,54 @@ def _folder_problem(chosen: Path | None) -> str | None:
     return folder.problem(chosen or Path(SWEEPS_ROOT, "new").resolve())
 
 
-def _multirun(plan, claim: folder.Claim) -> str:
+def _study_overrides(plan, resume_dir: Path | None) -> list[str]:
+    """A search keeps its study in <sweep>/optuna.db (unless hydra.sweeper.storage names one) under a fixed
+    study name, so --resume finds it; its storage and pruner are checked here, before anything is claimed.
+    The sweep folder is not known yet for a new sweep: `{sweep}` stands for it."""
+    if plan.sweeper != "optuna":
+        return []
+    from omegaconf import OmegaConf
+
+    from mnistctl.sweep.overrides import one_line
+    from mnistctl.sweep.study import DEFAULT_STUDY_NAME, check_storage, default_storage, make_pruner
+
+    sweeper = plan.master.hydra.sweeper
+    try:
+        make_pruner(OmegaConf.to_container(plan.master.pruner, resolve=True) if plan.master.get("pruner") else None)
+    except Exception as err:  # noqa: BLE001 - a bad argument of the pruner the user chose
+        raise UsageError(f"bad override: {one_line(err)}") from None
+    extra = []
+    name = sweeper.get("study_name")
+    if name is None:
+        name = DEFAULT_STUDY_NAME
+        extra.append(f"hydra.sweeper.study_name={DEFAULT_STUDY_NAME}")
+    storage = sweeper.get("storage")
+    if storage is None:
+        extra.append("hydra.sweeper.storage={sweep}")
+        if resume_dir is not None:
+            check_storage(default_storage(resume_dir), name, resume_dir, resume=True)
+    else:
+        check_storage(str(storage), name, resume_dir, resume=resume_dir is not None)
+    return extra
+
+
+def _multirun(plan, claim: folder.Claim, study_overrides: list[str]) -> str:
     """Hydra multirun through the compose API (Hydra's own test helper does the same)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
     from mnistctl.sweep.job import run_job
     from mnistctl.sweep.overrides import one_line, quote
+    from mnistctl.sweep.study import default_storage, in_place
+    from mnistctl.sweep.warm_start import server, wanted
 
-    overrides = [*plan.overrides, *plan.extra_overrides, f"{folder.KEY}={quote(str(claim.path))}"]
+    storage = quote(default_storage(claim.path))
+    study = [o.replace("={sweep}", f"={storage}") for o in study_overrides]
+    overrides = [*plan.overrides, *plan.extra_overrides, *study, f"{folder.KEY}={quote(str(claim.path))}"]
     task = functools.partial(run_job, parallel=plan.parallel)
     try:
-        GlobalHydra.instance().hydra.multirun(config_name="sweep", task_function=task, overrides=overrides)
+        with server(wanted(plan.launcher)), in_place() if plan.sweeper == "optuna" else contextlib.nullcontext():
+            GlobalHydra.instance().hydra.multirun(config_name="sweep", task_function=task, overrides=overrides)
     except KeyboardInterrupt:
         return "interrupted"
     except Exception as err:
@@ -203,8 +242,9 @@ def _resumed_overrides(sweep_dir: Path, extra: list[str]) -> list[str]:
         raise UsageError(
             f"{sweep_dir} has no readable {SWEEP_RECORD}; --resume needs a folder made by 'mnistctl sweep'"
         ) from None
-    if any(not o.startswith(("hydra/launcher=", "hydra.launcher.")) for o in extra):
+    if any(not o.startswith(("hydra/launcher=", "hydra.launcher.", "hydra.sweeper.n_trials=")) for o in extra):
         raise UsageError(
-            "sweep --resume DIR reuses the sweep's overrides; only hydra/launcher and hydra.launcher.* may be added"
+            "sweep --resume DIR reuses the sweep's overrides; only hydra/launcher, hydra.launcher.* and "
+            "hydra.sweeper.n_trials (a search's size: its study continues) may be added"
         )
     return [*saved, *extra]

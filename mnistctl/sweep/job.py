@@ -6,12 +6,15 @@ Hydra calls `run_job` once per job, in the sweep process (basic launcher), in a 
 (joblib) or on a cluster node (submitit); it is a module-level function so it pickles. The job's
 folder gets job.yaml (the LightningCLI config, num_threads included), job.json (overrides, status,
 metrics, error), stdout.log/stderr.log of the fit and runs/<name>/version_0/ (the fit's run folder).
-A job whose overrides already completed in this sweep folder is not re-run; one that was interrupted
-continues from its last.ckpt. Which folder is the job's is decided by its key (job_folder.py).
+A job whose overrides already completed (or were pruned) in this sweep folder is not re-run; one that
+was interrupted continues from its last.ckpt. Which folder is the job's is decided by its key
+(job_folder.py). The fit is forked from the warm-start server when the sweep runs one (warm_start.py),
+else a new interpreter; a search job's fit also reports to its Optuna trial (trial_reporter.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -23,10 +26,12 @@ import time
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_CONFIG
+from mnistctl.sweep import warm_start
 from mnistctl.sweep.job_folder import (
     claim_job_dir,
     find_job_dir,
@@ -38,7 +43,10 @@ from mnistctl.sweep.job_folder import (
 )
 from mnistctl.sweep.metrics import run_metrics
 
+TRIAL_ENV = "MNISTCTL_OPTUNA_TRIAL"  # read by the fit's trial_reporter.TrialReporter
+
 log = logging.getLogger(__name__)
+FINISHED = ("completed", "pruned")  # not run again on --resume
 SWEEP_PID_ENV = "MNISTCTL_SWEEP_PID"  # set by `mnistctl sweep`, inherited by the launcher's worker processes
 
 
@@ -71,6 +79,7 @@ def lightning_config(cfg, threads: int, launch_dir: Path) -> dict:
 
     tree = OmegaConf.to_container(cfg, resolve=True)
     tree.pop("seed", None)  # a sweep key: already resolved into seed_everything
+    tree.pop("pruner", None)  # a sweep key: the search's pruner (trial_reporter.py), not the fit's
     tree = {"seed_everything": tree.pop("seed_everything"), **tree}  # first, as in `mnistctl fit --print_config`
     if tree.get("num_threads") is None:
         tree["num_threads"] = threads
@@ -105,8 +114,8 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     key = job_key(overrides)
     job_dir = find_job_dir(sweep_dir, key)  # this very job ran before: its folder, and only its record
     previous = (read_record(job_dir) if job_dir is not None else None) or {}
-    if previous.get("status") == "completed":
-        log.info("job %s (%s) already completed: skipped", job_dir.name, key)
+    if previous.get("status") in FINISHED:
+        log.info("job %s (%s) already %s: skipped", job_dir.name, key, previous["status"])
         return JobResult(previous)
     threads = threads_per_job(parallel)
     tree = lightning_config(cfg, threads, Path(hydra.runtime.cwd))
@@ -115,8 +124,10 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     resume_from = last_checkpoint(job_dir) if previous.get("status") in ("running", "interrupted") else None
     if resume_from is not None:
         command += ["--ckpt_path", str(resume_from.relative_to(job_dir))]
+    trial = _trial(hydra, cfg, key)
     record = {
         "job": None,
+        "trial": trial["number"] if trial else None,
         "overrides": overrides,
         "key": key,
         "status": "running",
@@ -137,7 +148,7 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     started = time.perf_counter()
     earlier = (previous.get("wall_s") or 0.0) if resume_from else 0.0  # a resumed job adds up its attempts
     try:
-        returncode, stderr = _fit(command, job_dir, tree["num_threads"])
+        returncode, stderr = _fit(command, job_dir, tree["num_threads"], _trial_env(trial), record)
     except BaseException:  # Ctrl-C: the job stays resumable
         record["status"], record["wall_s"] = "interrupted", round(earlier + time.perf_counter() - started, 2)
         write_record(job_dir, record)
@@ -145,6 +156,12 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     record["wall_s"] = round(earlier + time.perf_counter() - started, 2)
     record.update(run_metrics(job_dir, sweep_dir))
     record["status"] = "completed" if returncode == 0 else "failed"
+    if trial and returncode == 0:
+        from mnistctl.sweep.study import pruned_after
+
+        record["pruned_after_epoch"] = pruned_after(trial["storage"], trial["trial_id"])
+        if record["pruned_after_epoch"] is not None:
+            record["status"] = "pruned"
     record["returncode"] = returncode
     record["error"] = None if returncode == 0 else _error_line(returncode, stderr)
     write_record(job_dir, record)
@@ -153,12 +170,36 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     return JobResult(record)
 
 
-def _fit(command: list[str], job_dir: Path, threads: int) -> tuple[int, str]:
-    """Run the fit; return its exit code and what it wrote to stderr (also appended to stderr.log)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+def _trial(hydra, cfg, key: str) -> dict | None:
+    """The Optuna trial this job is (study.py tagged it with the job's key), for the fit to report to."""
+    from mnistctl.sweep.study import find_trial
+
+    storage = hydra.sweeper.get("storage") if hydra.runtime.choices.get("hydra/sweeper") == "optuna" else None
+    if not storage or not hydra.sweeper.get("study_name"):
+        return None
+    found = find_trial(storage, hydra.sweeper.study_name, key)
+    if found is None:
+        return None
+    pruner = OmegaConf.to_container(cfg.pruner, resolve=True) if cfg.get("pruner") else None
+    return {"storage": storage, "trial_id": found[0], "number": found[1], "pruner": pruner}
+
+
+def _trial_env(trial: dict | None) -> dict:
+    if trial is None:
+        return {}
+    return {TRIAL_ENV: json.dumps({k: trial[k] for k in ("storage", "trial_id", "pruner")})}
+
+
+def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, started: dict) -> tuple[int, str]:
+    """Run the fit; return its exit code and what it wrote to stderr (also appended to stderr.log). Its pid
+    and how it started (warm, cold) go into `started`."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **extra_env}
     with open(job_dir / "stdout.log", "ab") as out, open(job_dir / "stderr.log", "ab") as err:
         offset = err.tell()
-        proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+        proc = warm_start.start(command, job_dir, env, out, err)  # forked from torch already imported
+        if proc is None:
+            proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
+        started.update(pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
         try:
             returncode = _wait(proc)
         except BaseException:  # Ctrl-C: the fit gets SIGINT too; give it time to save interrupted.ckpt

@@ -18,7 +18,7 @@ import yaml
 
 GROUP_SECTIONS = {"criterion": "model.criterion", "optimizer": "optimizer"}  # group -> the section it fills
 CLASS_SECTIONS = ("model.criterion", "optimizer", "lr_scheduler")  # class_path + init_args sections
-SWEEP_ONLY_KEYS = ("seed",)  # sweep.yaml keys that are not LightningCLI keys (seed -> seed_everything)
+SWEEP_ONLY_KEYS = ("seed", "pruner")  # sweep.yaml keys that are not LightningCLI keys (seed -> seed_everything)
 KEYS_NAME = "lightning_keys.yaml"
 DEFAULTS_NAME = "lightning.yaml"
 
@@ -35,7 +35,7 @@ class Keys:
     def problem(self, key: str, classes: dict[str, str], value: str = "") -> str | None:
         """Why `key` is not a config key for a job whose class sections hold `classes`, or None."""
         key = key.lstrip("+~")
-        if key in SWEEP_ONLY_KEYS or key == "hydra" or key.startswith("hydra."):
+        if key.split(".")[0] in (*SWEEP_ONLY_KEYS, "hydra"):
             return None
         for section in CLASS_SECTIONS:
             prefix = f"{section}.init_args."

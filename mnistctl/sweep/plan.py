@@ -116,15 +116,19 @@ def make_plan(overrides: list[str], tree: Path) -> Plan:
     n_trials = hydra.sweeper.get("n_trials")
     if n_trials is not None and n_trials < 1:
         raise UsageError(f"bad override: hydra.sweeper.n_trials={n_trials} runs no trial; give 1 or more")
-    parallel = _parallel(hydra, launcher, min(hydra.sweeper.get("n_jobs") or 1, n_trials or 1))
+    extra = []
+    batch = hydra.sweeper.get("n_jobs") or 1
+    if launcher == "joblib" and not any(o.get_key_element() == "hydra.sweeper.n_jobs" for o in parsed):
+        batch = _parallel(hydra, launcher, n_trials or 1)  # ask as many trials at once as joblib runs
+        extra.append(f"hydra.sweeper.n_jobs={batch}")
+    parallel = _parallel(hydra, launcher, min(batch, n_trials or 1))
     threads = _threads(parallel)
     job = checked(fixed, 0, threads)
     for probe in _probes(search, parser):
         found = checked([*fixed, probe], 0, threads).problems
         job.problems += [f"{probe} (a value of the search space): {p}" for p in found if p not in job.problems]
-    extra = []
     if sweeper == "optuna" and not any(o.get_key_element() == "hydra.sweeper.direction" for o in parsed):
-        extra = ["hydra.sweeper.direction=maximize"]  # jobs return their best val/acc: higher is better
+        extra.append("hydra.sweeper.direction=maximize")  # jobs return their best val/acc: higher is better
     return Plan(overrides, sweeper, launcher, parallel, [job], search, n_trials, extra, sweep_dir, master)
 
 

@@ -22,6 +22,7 @@ from mnistctl.sweep.job_folder import job_number, read_record
 
 COLUMNS = [
     "job",
+    "trial",
     "overrides",
     "status",
     "val_acc",
@@ -114,7 +115,9 @@ def render(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
         )
     for r in rows:
         overrides = " ".join(o for o in r["overrides"] if o not in common) or "(none)"
-        status = {"completed": "[green]completed", "failed": "[red]failed"}.get(r["status"], f"[yellow]{r['status']}")
+        status = {"completed": "[green]completed", "failed": "[red]failed", "pruned": "[magenta]pruned"}.get(
+            r["status"], f"[yellow]{r['status']}"
+        )
         cells = [r.get("val_acc"), r.get("test_acc"), r.get("epochs"), _fmt(r.get("wall_s"), 1)]
         table.add_row(
             str(r["job"]), overrides, status, *map(_fmt, cells), r.get("best_ckpt") or "", r.get("error") or ""

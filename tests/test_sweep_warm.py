@@ -1,0 +1,95 @@
+"""Warm job starts: sweep jobs forked from a server that imported torch and Lightning once, each still its
+own process, with the results of a cold start.
+
+    .venv/bin/python -m pytest -q tests/test_sweep_warm.py         # -m "not slow": the server's state only
+
+Fast: the server, once preloaded, has one thread and no CUDA (fork is safe). Slow (real tiny sweeps, under
+a minute each): the jobs are separate processes started warm; a job killed mid-fit (as an interpreter crash)
+fails alone while the next job completes; a warm and a cold sweep give the same metrics and weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SWEEP_TINY as TINY
+from conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("sweep_tree")
+
+
+def jobs_of(sweep_dir: Path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")}
+
+
+def test_the_preloaded_server_is_single_threaded_and_never_touched_cuda():
+    code = (  # as the server starts: nothing imported before preload()
+        "import os, sys; from mnistctl.sweep import warm_server as w; w.preload(); import torch;"
+        "print(len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), 'mnistctl.__main__' in sys.modules,"
+        "all(m in sys.modules for m in ('pytorch_lightning', 'optuna', 'mnistctl.cli.mnist_cli')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # One thread of the OS (no BLAS or OpenMP pool: fork would copy it broken), CUDA untouched.
+    assert done.stdout.split() == ["1", "False", "False", "True"]
+
+
+@pytest.mark.slow
+def test_warm_jobs_are_separate_processes_and_a_killed_one_fails_alone(tmp_path):
+    args = ["criterion=ce,mse", "trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistctl", "sweep", *args, "trainer.limit_test_batches=2", "hydra.sweep.dir=s"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sweep_dir = (tmp_path / "s").resolve()
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        for entry in Path("/proc").iterdir():  # job 0's fit: the process working in its folder
+            try:
+                if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == sweep_dir / "0":
+                    victim = int(entry.name)
+            except OSError:
+                continue
+        time.sleep(0.05)
+    assert victim is not None, "job 0 never started"
+    while not list(sweep_dir.glob("0/runs/*/version_0/metrics.csv")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # mid-fit, past Lightning's set-up
+    os.kill(victim, signal.SIGKILL)  # what an interpreter crash (a segfault, an abort) looks like from outside
+    assert proc.wait(timeout=300) == 1  # one job did not complete
+    jobs = jobs_of(sweep_dir)
+    assert jobs[0]["status"] == "failed" and jobs[0]["error"] == "killed by SIGKILL" and jobs[0]["pid"] == victim
+    assert jobs[1]["status"] == "completed" and jobs[1]["epochs"] == 3 and jobs[1]["val_acc"] > 0.1
+    assert jobs[0]["start"] == jobs[1]["start"] == "warm"
+    assert len({jobs[0]["pid"], jobs[1]["pid"], proc.pid}) == 3
+
+
+@pytest.mark.slow
+def test_warm_and_cold_jobs_give_the_same_results(tmp_path):
+    for name, warm in (("warm", "1"), ("cold", "0")):
+        done = run_cli(
+            "sweep", *TINY, "trainer.max_epochs=2", f"hydra.sweep.dir={name}", env={"MNISTCTL_SWEEP_WARM": warm}
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    warm, cold = jobs_of(tmp_path / "warm")[0], jobs_of(tmp_path / "cold")[0]
+    assert (warm["start"], cold["start"]) == ("warm", "cold")
+    for key in ("val_acc", "val_loss", "test_acc", "test_loss", "val_acc_curve", "epochs"):
+        assert warm[key] == cold[key], key
+    weights = [
+        torch.load(tmp_path / folder / "0" / "runs/mnist/version_0/checkpoints/last.ckpt", weights_only=True)[
+            "state_dict"
+        ]
+        for folder in ("warm", "cold")
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
