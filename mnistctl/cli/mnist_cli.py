@@ -57,6 +57,7 @@ from mnistctl.cli.resume_guard import (
     warn_model_overridden,
 )
 from mnistctl.cli.rng_state import RNGStateCallback
+from mnistctl.cli.srun_ranks import ReleaseRankRendezvous, pass_tasks_per_node
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
 from mnistctl.cpu_tuning import tune_process
@@ -236,6 +237,7 @@ class MnistCLI(LightningCLI):
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         extra = []
+        pass_tasks_per_node()  # `srun --ntasks N`: the tasks per node Lightning checks its devices against
         if self.subcommand == "fit":
             apply_logger_choice(config.trainer)  # --trainer.logger false|null|true
             if config.output_dir is not None:
@@ -283,6 +285,7 @@ class MnistCLI(LightningCLI):
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
             *(last_every_epoch(config.trainer.callbacks) if self.subcommand == "fit" else []),  # last.ckpt
+            ReleaseRankRendezvous(),  # srun: rank 0 removes the file that told the other ranks the run folder
         ]
 
     # -- running -------------------------------------------------------------------------------
