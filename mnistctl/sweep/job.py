@@ -143,7 +143,7 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         returncode, stderr = _fit(command, job_dir, tree["num_threads"])
     except BaseException as stop:  # Ctrl-C, or submitit requeueing the job on SLURM: the job stays resumable
         record["status"], record["wall_s"] = "interrupted", round(earlier + time.perf_counter() - started, 2)
-        record["error"] = f"stopped by {type(stop).__name__} in the job process; resumable from last.ckpt"
+        record["error"] = requeue.job_process_stop_reason(stop)
         write_record(job_dir, record)
         raise
     record["wall_s"] = round(earlier + time.perf_counter() - started, 2)

@@ -43,6 +43,14 @@ def stop_reason(returncode: int) -> str:
     return f"stopped by {signal.Signals(number).name} (exit code {returncode}); resumable from last.ckpt"
 
 
+def job_process_stop_reason(stop: BaseException) -> str:
+    """Why the job process stopped its fit, for job.json: Ctrl-C, or submitit's requeue on SLURM (its USR2
+    handler requeues the job, then exits with SystemExit)."""
+    if isinstance(stop, SystemExit) and on_slurm():
+        return "SLURM signalled the job (time limit or preemption): requeued; resumes from last.ckpt"
+    return f"stopped by {type(stop).__name__} in the job process; resumable from last.ckpt"
+
+
 def on_slurm() -> bool:
     """This attempt runs as a submitit job on SLURM (submitit's sbatch script sets SUBMITIT_EXECUTOR)."""
     return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and "SLURM_JOB_ID" in os.environ
