@@ -57,7 +57,7 @@ from mnistctl.cli.resume_guard import (
     warn_model_overridden,
 )
 from mnistctl.cli.rng_state import RNGStateCallback
-from mnistctl.cli.srun_ranks import ReleaseRankRendezvous, pass_tasks_per_node
+from mnistctl.cli.srun_ranks import ReleaseRankRendezvous, pass_tasks_per_node, srun_environment
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
 from mnistctl.cpu_tuning import tune_process
@@ -294,7 +294,8 @@ class MnistCLI(LightningCLI):
         # Checkpoints are written to a temporary file and renamed: a kill never leaves half a checkpoint.
         configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
-        trainer = super().instantiate_trainer(plugins=[*configured, AtomicCheckpointIO()], **kwargs)
+        plugins = [*configured, *srun_environment(configured), AtomicCheckpointIO()]
+        trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
         if self.resuming_in_place:
             hold_run_writes(trainer, self.run_dir, self.manifest)
         return trainer

@@ -35,12 +35,25 @@ _published: list[tuple[Path, dict]] = []  # on rank 0: the file it wrote, and th
 
 
 def srun_rank() -> int | None:
-    """This task's rank when `srun` started several tasks of one step for Lightning, else None. A job named
-    bash or interactive is one Lightning does not treat as SLURM-launched (`srun --pty bash`): no sharing."""
+    """This task's rank when `srun` started several tasks of one step, else None."""
     env = os.environ
-    if "SLURM_STEP_ID" not in env or "SLURM_PROCID" not in env or env.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+    if "SLURM_STEP_ID" not in env or "SLURM_PROCID" not in env:
         return None
     return int(env["SLURM_PROCID"]) if int(env.get("SLURM_NTASKS", "1")) > 1 else None
+
+
+def srun_environment(configured: list) -> list:
+    """The cluster environment for the tasks of one `srun` step: Lightning's SLURMEnvironment, named explicitly.
+
+    Lightning detects SLURM by itself except in a job named `bash` or `interactive` (what `salloc` names its
+    allocation on many clusters, this one too): each srun task would then launch DDP processes of its own and
+    train a separate run. Several srun tasks always mean SLURM starts the ranks, so it is passed as a plugin.
+    """
+    from lightning_fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
+
+    if srun_rank() is None or any(isinstance(p, ClusterEnvironment) for p in configured):
+        return []
+    return [SLURMEnvironment()]
 
 
 def pass_tasks_per_node() -> None:
