@@ -6,6 +6,7 @@ A fit run:   <runs root>/<name>/version_N/    run.json  config.yaml  metrics.csv
              <run>/<subcommand>/              run.json, config.yaml, metrics.csv of validate/test/predict
              <run>/predictions.csv            what `mnistctl predict` writes by default (+ predictions.skipped.txt)
 A sweep:     <sweeps root>/<time>/sweep.json, summary.*    <sweep>/<job>/job.yaml, job.json, runs/<name>/version_N/
+             <sweep>/slurm.json                the SLURM job id of each submitted job (submitit_slurm)
 
 Every other module asks this one for a path; none spells these names itself. Imports nothing heavy.
 """
@@ -29,6 +30,7 @@ EVALUATIONS = ("validate", "test", "predict")  # subcommands that write <run>/<s
 SWEEPS_ROOT = "sweeps"  # the default parent of sweep folders: sweeps/<date>_<time>
 SWEEP_RECORD = "sweep.json"  # the sweep's overrides, for --resume
 SWEEP_MULTIRUN = "multirun.yaml"  # Hydra's record of the sweep's config
+SLURM_JOBS = "slurm.json"  # which SLURM job runs which sweep job (hydra/launcher=submitit_slurm)
 JOB_RECORD = "job.json"
 JOB_CONFIG = "job.yaml"
 STUDY_DB = "optuna.db"  # an Optuna search's study (SQLite), in its sweep folder
@@ -102,6 +104,11 @@ def _make_dirs(folder: Path, created: list[Path] | None) -> None:
 def is_run_dir(folder: Path) -> bool:
     """A folder a mnistctl fit made (it keeps its record there), as opposed to any folder holding a .ckpt."""
     return (Path(folder) / RUN_RECORD).is_file()
+
+
+def rank_rendezvous(root: Path, job_id: str, step_id: str) -> Path:
+    """Where rank 0 of an `srun` step publishes its run folder for the other ranks (cli/srun_ranks.py)."""
+    return Path(root) / f".srun-{job_id}.{step_id}.json"
 
 
 def checkpoints_dir(run: Path) -> Path:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,3 +242,57 @@ def kill_sweep_when(args: list[str], sweep_dir: Path, ready, timeout: float = 40
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+# -- the local SLURM cluster (scripts/local-slurm.sh) of the `slurm` tier: started once per session ----------
+
+SLURM_SCRIPT = REPO / "scripts" / "local-slurm.sh"
+SLURM_CANNOT_RUN_HERE = 3  # the script's exit status when this machine cannot run SLURM
+# What this one-node cluster needs, written out as a user would for a real one (README, "Local SLURM
+# cluster"): its partition, one CPU per job (so both jobs run at once on 2 cores), a time limit.
+SLURM_LAUNCHER = [
+    "hydra/launcher=submitit_slurm",
+    "hydra.launcher.partition=local",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.timeout_min=15",
+]
+
+
+def slurm_script(command: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SLURM_SCRIPT), command], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    """The environment of a process that submits to the local cluster (SLURM_CONF set)."""
+    # A cluster someone started by hand is used and left running; one started here is always stopped.
+    was_running = slurm_script("status", timeout=60).returncode == 0
+    started = None
+    try:
+        started = slurm_script("start", timeout=600)  # a first start installs packages: up to a minute
+        if started.returncode == SLURM_CANNOT_RUN_HERE:
+            reason = started.stderr.strip().splitlines()[-1] if started.stderr.strip() else "no reason given"
+            pytest.skip(f"SLURM cannot be started on this machine: {reason}")
+        assert started.returncode == 0, f"local-slurm.sh start failed:\n{started.stderr}"
+        match = re.fullmatch(r"export SLURM_CONF=(\S+)\n", started.stdout)
+        assert match, f"start printed {started.stdout!r}, not one export line"
+        yield {**os.environ, "SLURM_CONF": match.group(1)}
+    finally:
+        # Exit status 3 comes before any daemon starts: nothing to stop (and maybe no right to).
+        if not was_running and (started is None or started.returncode != SLURM_CANNOT_RUN_HERE):
+            stopped = slurm_script("stop", timeout=120)
+            assert stopped.returncode == 0, f"local-slurm.sh stop failed:\n{stopped.stderr}"
+
+
+def slurm(env: dict[str, str], *args: str, timeout: int = 60) -> str:
+    done = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def job_info(env: dict[str, str], job_id: str) -> list[dict[str, str]]:
+    """`scontrol show job` as one dict per job (or array task); finished jobs stay for MinJobAge (300 s)."""
+    out = slurm(env, "scontrol", "--oneliner", "show", "job", job_id)
+    return [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in out.splitlines()]

@@ -14,73 +14,22 @@ import os
 import re
 import socket
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
-from conftest import REPO, SWEEP_TINY, read_csv, run_cli
+from conftest import SLURM_LAUNCHER, SWEEP_TINY, job_info, read_csv, run_cli, slurm, slurm_script
 
 pytestmark = pytest.mark.slurm
 
-SCRIPT = REPO / "scripts" / "local-slurm.sh"
-CANNOT_RUN_HERE = 3  # the script's exit status when this machine cannot run SLURM
 HOST = socket.gethostname()
-# What this one-node cluster needs, written out as a user would for a real one (README, "Local SLURM
-# cluster"): its partition, one CPU per job (so both jobs run at once on 2 cores), a time limit.
-SLURM_LAUNCHER = [
-    "hydra/launcher=submitit_slurm",
-    "hydra.launcher.partition=local",
-    "hydra.launcher.cpus_per_task=1",
-    "hydra.launcher.timeout_min=15",
-]
-
-
-def _script(command: str, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(SCRIPT), command], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
-
-
-@pytest.fixture(scope="module")
-def slurm_env() -> Iterator[dict[str, str]]:
-    """The environment of a process that submits to the local cluster (SLURM_CONF set)."""
-    # A cluster someone started by hand is used and left running; one started here is always stopped.
-    was_running = _script("status", timeout=60).returncode == 0
-    started = None
-    try:
-        started = _script("start", timeout=600)  # a first start installs packages: up to a minute
-        if started.returncode == CANNOT_RUN_HERE:
-            reason = started.stderr.strip().splitlines()[-1] if started.stderr.strip() else "no reason given"
-            pytest.skip(f"SLURM cannot be started on this machine: {reason}")
-        assert started.returncode == 0, f"local-slurm.sh start failed:\n{started.stderr}"
-        match = re.fullmatch(r"export SLURM_CONF=(\S+)\n", started.stdout)
-        assert match, f"start printed {started.stdout!r}, not one export line"
-        yield {**os.environ, "SLURM_CONF": match.group(1)}
-    finally:
-        # Exit status 3 comes before any daemon starts: nothing to stop (and maybe no right to).
-        if not was_running and (started is None or started.returncode != CANNOT_RUN_HERE):
-            stopped = _script("stop", timeout=120)
-            assert stopped.returncode == 0, f"local-slurm.sh stop failed:\n{stopped.stderr}"
-
-
-def slurm(env: dict[str, str], *args: str, timeout: int = 60) -> str:
-    done = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}: {done.stderr}"
-    return done.stdout
-
-
-def job_info(env: dict[str, str], job_id: str) -> list[dict[str, str]]:
-    """`scontrol show job` as one dict per job (or array task); finished jobs stay for MinJobAge (300 s)."""
-    out = slurm(env, "scontrol", "--oneliner", "show", "job", job_id)
-    return [dict(field.split("=", 1) for field in line.split() if "=" in field) for line in out.splitlines()]
 
 
 def test_start_is_idempotent_and_status_reports_an_idle_node(slurm_env):
-    again = _script("start", timeout=60)
+    again = slurm_script("start", timeout=60)
     assert again.returncode == 0, again.stderr
     assert again.stdout == f"export SLURM_CONF={slurm_env['SLURM_CONF']}\n"
     assert "already running" in again.stderr
-    status = _script("status", timeout=60)
+    status = slurm_script("status", timeout=60)
     assert status.returncode == 0, status.stderr
     nodes = slurm(slurm_env, "sinfo", "--noheader", "--format=%P %t %N %c")
     partition, state, node, cpus = nodes.split()

@@ -57,6 +57,7 @@ from mnistctl.cli.resume_guard import (
     warn_model_overridden,
 )
 from mnistctl.cli.rng_state import RNGStateCallback
+from mnistctl.cli.srun_ranks import ReleaseRankRendezvous, pass_tasks_per_node, srun_environment
 from mnistctl.config_files import packaged_config
 from mnistctl.console import is_quiet
 from mnistctl.cpu_tuning import tune_process
@@ -237,6 +238,7 @@ class MnistCLI(LightningCLI):
         if config.num_threads is not None:
             torch.set_num_threads(config.num_threads)
         extra = []
+        pass_tasks_per_node()  # `srun --ntasks N`: the tasks per node Lightning checks its devices against
         if self.subcommand == "fit":
             apply_logger_choice(config.trainer)  # --trainer.logger false|null|true
             if config.output_dir is not None:
@@ -285,6 +287,7 @@ class MnistCLI(LightningCLI):
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
             *(last_every_epoch(config.trainer.callbacks) if self.subcommand == "fit" else []),  # last.ckpt
             *trial_callbacks(self.subcommand),  # a search job's fit: val/acc to its Optuna trial, pruning
+            ReleaseRankRendezvous(),  # srun: rank 0 removes the file that told the other ranks the run folder
         ]
 
     # -- running -------------------------------------------------------------------------------
@@ -293,7 +296,8 @@ class MnistCLI(LightningCLI):
         # Checkpoints are written to a temporary file and renamed: a kill never leaves half a checkpoint.
         configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
-        trainer = super().instantiate_trainer(plugins=[*configured, AtomicCheckpointIO()], **kwargs)
+        plugins = [*configured, *srun_environment(configured), AtomicCheckpointIO()]
+        trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
         if self.resuming_in_place:
             hold_run_writes(trainer, self.run_dir, self.manifest)
         return trainer

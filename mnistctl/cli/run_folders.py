@@ -18,6 +18,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 
 from mnistctl import layout
+from mnistctl.cli.srun_ranks import shared_run_dir
 from mnistctl.errors import UsageError
 
 SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
@@ -47,7 +48,9 @@ def allocate_for(config: Namespace, created: list[Path]) -> Path:
     names = [str(lg.init_args.name) for lg in loggers_of(config) if lg.init_args.get("name")]
     for name in names:
         check_run_name(name)
-    run_dir = allocate(runs_root(config), names[0] if names else "mnist", created)
+    root, name = runs_root(config), names[0] if names else "mnist"
+    # Under `srun` each rank is its own process: rank 0 allocates and publishes, the others join (srun_ranks.py).
+    run_dir = shared_run_dir(root, lambda: allocate(root, name, created))
     os.environ[SHARED_RUN_DIR_ENV] = str(run_dir.resolve())
     return run_dir
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
 from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
-from mnistctl.sweep import folder
+from mnistctl.sweep import detach, folder
 from mnistctl.sweep.job import FINISHED, SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
 
@@ -76,6 +76,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--summary", metavar="DIR", help="print the table of an existing sweep folder")
     parser.add_argument("--resume", metavar="DIR", help="finish a sweep: skip completed jobs, resume interrupted ones")
     parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="hydra/launcher=submitit_slurm: submit the jobs and return at once; follow with --status DIR",
+    )
+    parser.add_argument(
+        "--status", metavar="DIR", help="each job's state now: queued, running (epoch), completed, failed, ..."
+    )
+    parser.add_argument(
         "--cfg",
         choices=("job", "hydra", "all"),
         help="print each job's job.yaml (job), the sweep's Hydra config (hydra) or both (all); run nothing",
@@ -90,8 +98,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("-m", "--multirun", action="store_true", help="accepted out of Hydra habit: a sweep is one")
     args = parser.parse_intermixed_args(argv)
-    if args.summary and (args.overrides or args.resume or args.dry_run or args.cfg or args.info):
-        raise UsageError("sweep: --summary DIR takes no overrides and no other option")
+    for flag, value in (("--summary", args.summary), ("--status", args.status)):
+        others = [args.overrides, args.resume, args.dry_run, args.cfg, args.info, args.detach]
+        if value and any([*others, args.summary and args.status]):
+            raise UsageError(f"sweep: {flag} DIR takes no overrides and no other option")
+    if args.detach and args.info:
+        raise UsageError("sweep: --detach submits a sweep; --info runs nothing")
     return args
 
 
@@ -102,6 +114,10 @@ def main(argv: list[str]) -> int:
 
         rows = summarize(_existing_sweep(args.summary), write_files=False)
         return 1 if any(r["status"] == "unreadable" for r in rows) else 0
+    if args.status:
+        from mnistctl.sweep.status import print_status
+
+        return print_status(_existing_sweep(args.status))
     from mnistctl.sweep.compose import hydra_session
     from mnistctl.sweep.overrides import quote
     from mnistctl.sweep.plan import make_plan
@@ -119,6 +135,8 @@ def main(argv: list[str]) -> int:
             print_info(tree, args.info)
             return 0
         plan = make_plan(overrides, tree)
+        if args.detach and not plan.problems and (problem := detach.detach_problem(plan.launcher, plan.sweeper)):
+            raise UsageError(problem)
         chosen = resume_dir or plan.sweep_dir
         where = str(chosen or Path(SWEEPS_ROOT, "<date>_<time>"))
         # --cfg shows configs, whatever the folder; the dry run and the real sweep check it.
@@ -142,21 +160,32 @@ def main(argv: list[str]) -> int:
             return 0
         study_overrides = _study_overrides(plan, resume_dir)
         if resume_dir is not None:
+            detach.wait_for_live_jobs(resume_dir, args.detach)  # a job still on the cluster must not run twice
             claim = folder.Claim(resume_dir, resumed=True)
         else:
             claim = folder.claim(chosen, plan.overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
-        status = _multirun(plan, claim, study_overrides)
+        on_slurm = plan.launcher == "submitit_slurm"
+        with detach.submissions(claim.path, args.detach) if on_slurm else contextlib.nullcontext([]) as submitted:
+            status = _multirun(plan, claim, study_overrides)
     from mnistctl.sweep.summary import summarize
 
     sweep_dir = claim.path
+    if args.detach and submitted and status == "done":
+        detach.print_detached(sweep_dir, submitted)
+        return 0
     rows = summarize(sweep_dir) if job_dirs(sweep_dir) else []
     failed = [r for r in rows if r["status"] not in FINISHED]
     if status == "interrupted":
-        sys.stderr.write(f"mnistctl sweep: interrupted; finish it with: mnistctl sweep --resume {sweep_dir}\n")
+        left = f"; its {len(submitted)} SLURM job(s) keep running (--status DIR)" if submitted else ""
+        sys.stderr.write(f"mnistctl sweep: interrupted{left}; finish it with: mnistctl sweep --resume {sweep_dir}\n")
         return 130
     if failed:
-        sys.stderr.write(f"mnistctl sweep: {len(failed)} of {len(rows)} jobs did not complete (see {sweep_dir})\n")
+        stopped = sum(r["status"] == "interrupted" for r in failed)
+        resume = f"; 'mnistctl sweep --resume {sweep_dir}' continues the {stopped} interrupted" if stopped else ""
+        sys.stderr.write(
+            f"mnistctl sweep: {len(failed)} of {len(rows)} jobs did not complete (see {sweep_dir}){resume}\n"
+        )
         return 1
     return 0
 

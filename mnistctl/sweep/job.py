@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_CONFIG
-from mnistctl.sweep import warm_start
+from mnistctl.sweep import requeue, warm_start
 from mnistctl.sweep.job_folder import (
     claim_job_dir,
     find_job_dir,
@@ -136,6 +136,8 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
         "resumed_from": str(resume_from.relative_to(job_dir)) if resume_from else None,
         "attempts": previous.get("attempts", 0) + 1,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "error": None,
+        **requeue.where(),  # host and pid, or the SLURM job: what `mnistctl sweep --status` asks about
     }
     if job_dir is None:
         job_dir = claim_job_dir(sweep_dir, Path(hydra.runtime.output_dir), int(hydra.job.num), record)
@@ -149,22 +151,28 @@ def run_job(cfg, parallel: int = 1) -> JobResult:
     earlier = (previous.get("wall_s") or 0.0) if resume_from else 0.0  # a resumed job adds up its attempts
     try:
         returncode, stderr = _fit(command, job_dir, tree["num_threads"], _trial_env(trial), record)
-    except BaseException:  # Ctrl-C: the job stays resumable
+    except BaseException as stop:  # Ctrl-C, or submitit requeueing the job on SLURM: the job stays resumable
         record["status"], record["wall_s"] = "interrupted", round(earlier + time.perf_counter() - started, 2)
+        record["error"] = requeue.job_process_stop_reason(stop)
         write_record(job_dir, record)
         raise
     record["wall_s"] = round(earlier + time.perf_counter() - started, 2)
     record.update(run_metrics(job_dir, sweep_dir))
-    record["status"] = "completed" if returncode == 0 else "failed"
+    record["status"] = status = requeue.outcome(returncode)  # a fit stopped by a signal is interrupted, never failed
     if trial and returncode == 0:
         from mnistctl.sweep.study import pruned_after
 
         record["pruned_after_epoch"] = pruned_after(trial["storage"], trial["trial_id"])
         if record["pruned_after_epoch"] is not None:
-            record["status"] = "pruned"
+            record["status"] = status = "pruned"
     record["returncode"] = returncode
-    record["error"] = None if returncode == 0 else _error_line(returncode, stderr)
+    if status == "interrupted":
+        record["error"] = requeue.stop_reason(returncode)
+    elif status == "failed":
+        record["error"] = _error_line(returncode, stderr)
     write_record(job_dir, record)
+    if status == "interrupted":
+        requeue.end_interrupted_attempt(returncode)  # on SLURM: no result; the requeued attempt (or --resume) resumes
     outcome = f"best val/acc {record['val_acc']:.4f}" if record["val_acc"] is not None else record["error"] or ""
     log.info("job %s %s in %.1f s: %s", record["job"], record["status"], record["wall_s"], outcome)
     return JobResult(record)
@@ -198,8 +206,11 @@ def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, start
         offset = err.tell()
         proc = warm_start.start(command, job_dir, env, out, err)  # forked from torch already imported
         if proc is None:
-            proc = subprocess.Popen(command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_die_with_parent)
-        started.update(pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
+            proc = subprocess.Popen(
+                command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_fit_process_setup
+            )
+        started.update(fit_pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
+        write_record(job_dir, started)  # the fit's pid, for --status and for whoever has to stop it
         try:
             returncode = _wait(proc)
         except BaseException:  # Ctrl-C: the fit gets SIGINT too; give it time to save interrupted.ckpt
@@ -241,6 +252,11 @@ def _error_line(returncode: int, stderr: str) -> str:
         return f"killed by {signal.Signals(-returncode).name}"
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     return lines[-1][:500] if lines else f"exit code {returncode}"
+
+
+def _fit_process_setup() -> None:
+    _die_with_parent()
+    requeue.leave_preemption_to_the_job()  # on SLURM: the job process handles USR2, the fit gets SIGTERM
 
 
 def _die_with_parent() -> None:

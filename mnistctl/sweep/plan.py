@@ -23,6 +23,7 @@ from mnistctl.sweep.checks import CONFIG_NAME, job_problems, read_yaml
 from mnistctl.sweep.compose import compose_job, compose_master
 from mnistctl.sweep.keys import KEYS_NAME, load_keys
 from mnistctl.sweep.overrides import one_line, parse, spell_out_params
+from mnistctl.sweep.requeue import launcher_defaults
 
 
 @dataclass
@@ -109,7 +110,10 @@ def make_plan(overrides: list[str], tree: Path) -> Plan:
         threads = _threads(parallel)
         jobs = [checked(job, number, threads) for number, job in enumerate(expanded)]
         _flag_duplicates(jobs)
-        return Plan(overrides, sweeper, launcher, parallel, jobs, sweep_dir=sweep_dir, master=master)
+        extra = launcher_defaults(launcher, overrides)
+        return Plan(
+            overrides, sweeper, launcher, parallel, jobs, extra_overrides=extra, sweep_dir=sweep_dir, master=master
+        )
     # Optuna (or another sampling sweeper): jobs are chosen while it runs; check what can be known now.
     search = {o.get_key_element(): o.input_line.split("=", 1)[1] for o in swept if o.is_sweep_override()}
     fixed = [o.input_line for o in swept if not o.is_sweep_override()]
@@ -129,6 +133,7 @@ def make_plan(overrides: list[str], tree: Path) -> Plan:
         job.problems += [f"{probe} (a value of the search space): {p}" for p in found if p not in job.problems]
     if sweeper == "optuna" and not any(o.get_key_element() == "hydra.sweeper.direction" for o in parsed):
         extra.append("hydra.sweeper.direction=maximize")  # jobs return their best val/acc: higher is better
+    extra += launcher_defaults(launcher, overrides)
     return Plan(overrides, sweeper, launcher, parallel, [job], search, n_trials, extra, sweep_dir, master)
 
 

@@ -19,6 +19,7 @@ from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, job_dirs
 from mnistctl.sweep.job_folder import job_number, read_record
+from mnistctl.sweep.metrics import run_metrics
 
 COLUMNS = [
     "job",
@@ -30,6 +31,7 @@ COLUMNS = [
     "test_acc",
     "test_loss",
     "epochs",
+    "attempts",
     "wall_s",
     "threads",
     "best_ckpt",
@@ -42,8 +44,18 @@ UNREADABLE = "unreadable"  # the status of a job whose job.json cannot be read
 def collect(sweep_dir: Path) -> list[dict]:
     """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last). A job whose
     job.json cannot be read (truncated, corrupted) is a row of its own with status `unreadable`."""
-    records = [read_record(job_dir) or _unreadable(job_dir) for job_dir in job_dirs(sweep_dir)]
+    records = [_current(job_dir, sweep_dir) for job_dir in job_dirs(sweep_dir)]
     return sorted(records, key=lambda r: (r.get("val_acc") is None, -(r.get("val_acc") or 0), str(r["job"])))
+
+
+def _current(job_dir: Path, sweep_dir: Path) -> dict:
+    """A job's record; for one still running or interrupted, with what its run.json holds so far."""
+    record = read_record(job_dir)
+    if record is None:
+        return _unreadable(job_dir)
+    if record.get("status") in ("running", "interrupted") and record.get("val_acc") is None:
+        record.update(run_metrics(job_dir, sweep_dir))
+    return record
 
 
 def _unreadable(job_dir: Path) -> dict:
@@ -109,16 +121,15 @@ def render(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 200)
     common = _common(rows)
     table = Table(title=f"sweep {sweep_dir} ({len(rows)} job{'s' * (len(rows) != 1)}, sorted by best val/acc)")
-    for name in ("job", "overrides", "status", "val/acc", "test/acc", "epochs", "wall s", "best checkpoint", "error"):
-        table.add_column(
-            name, justify="right" if name in ("job", "val/acc", "test/acc", "epochs", "wall s") else "left"
-        )
+    numbers = ("job", "val/acc", "test/acc", "epochs", "attempts", "wall s")
+    for name in ("job", "overrides", "status", *numbers[1:], "best checkpoint", "error"):
+        table.add_column(name, justify="right" if name in numbers else "left")
     for r in rows:
         overrides = " ".join(o for o in r["overrides"] if o not in common) or "(none)"
         status = {"completed": "[green]completed", "failed": "[red]failed", "pruned": "[magenta]pruned"}.get(
             r["status"], f"[yellow]{r['status']}"
         )
-        cells = [r.get("val_acc"), r.get("test_acc"), r.get("epochs"), _fmt(r.get("wall_s"), 1)]
+        cells = [r.get("val_acc"), r.get("test_acc"), r.get("epochs"), r.get("attempts"), _fmt(r.get("wall_s"), 1)]
         table.add_row(
             str(r["job"]), overrides, status, *map(_fmt, cells), r.get("best_ckpt") or "", r.get("error") or ""
         )

@@ -1,0 +1,62 @@
+"""Wait for a sweep job on SLURM until it returns a result or SLURM says it ended without one.
+
+    mnistctl sweep criterion=ce,mse hydra/launcher=submitit_slurm   # each job's result is awaited this way
+
+Hydra's submitit launcher waits on `job.results()`, and submitit learns that a job ended without a result
+(cancelled with `scancel`, killed at a time limit it could not requeue, a lost node) only from `sacct`.
+On a cluster without accounting (the local one of scripts/local-slurm.sh, many small ones) it never does,
+and the sweep waits forever. This waits for the result file as submitit does, and also asks squeue and
+scontrol (scheduler.py) every few seconds: a job that SLURM no longer runs nor queues gets its job.json as
+its result (interrupted: `--resume` continues it), so the sweep goes on and summarises. A requeued job is
+queued again, so it is awaited on: its next attempt returns the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from mnistctl.sweep import scheduler
+from mnistctl.sweep.job_folder import find_job_dir, read_record
+
+log = logging.getLogger(__name__)
+POLL_S = 2.0
+GRACE_S = 15.0  # after SLURM says the job ended: time for submitit to write the result of a job that returned
+
+
+class AwaitedJob:
+    """A submitted SLURM job whose `results()` returns when it has a result or has ended without one."""
+
+    def __init__(self, job, sweep_dir: Path, key: str) -> None:
+        self.job, self.sweep_dir, self.key = job, Path(sweep_dir), key
+
+    def results(self) -> list:
+        ended_at = None
+        while not self.job.done():  # the result file exists (or sacct says the job ended)
+            time.sleep(POLL_S)
+            if ended_at is None and self._ended():
+                ended_at = time.monotonic()
+            if ended_at is not None and time.monotonic() - ended_at > GRACE_S:
+                return [self._without_result()]
+        return self.job.results()
+
+    def _ended(self) -> bool:
+        try:
+            state = scheduler.slurm_states([self.job.job_id]).get(self.job.job_id)
+        except scheduler.Unreachable as err:
+            log.debug("cannot ask SLURM about job %s: %s", self.job.job_id, err)
+            return False
+        return not scheduler.is_live(state)  # ended, or forgotten by SLURM (None)
+
+    def _without_result(self):
+        from hydra.core.utils import JobReturn, JobStatus
+
+        from mnistctl.sweep.job import JobResult
+
+        job_dir = find_job_dir(self.sweep_dir, self.key)
+        record = (read_record(job_dir) if job_dir is not None else None) or {"status": "cancelled", "val_acc": None}
+        if record.get("status") == "running":
+            record["status"] = "interrupted"  # it never recorded its end: stopped from outside
+        log.warning("SLURM job %s ended without a result: job %s", self.job.job_id, record.get("status"))
+        return JobReturn(status=JobStatus.COMPLETED, _return_value=JobResult(record))
