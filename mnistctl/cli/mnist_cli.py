@@ -24,6 +24,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import torch
 from jsonargparse import Namespace
@@ -36,6 +37,7 @@ from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
 from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
+from mnistctl.cli.device_report import DeviceReport
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.int_flags import int_before_float
 from mnistctl.cli.interrupts import InterruptCheckpoint
@@ -156,6 +158,13 @@ class MnistCLI(LightningCLI):
             type=int | None,
             default=None,
             help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)",
+        )
+        parser.add_argument(
+            "--float32_matmul_precision",
+            type=Literal["highest", "high", "medium"] | None,
+            default=None,
+            help="torch.set_float32_matmul_precision (default: high on a CUDA GPU with tensor cores for "
+            "fit/validate/test, else highest); recorded in run.json",
         )
         parser.add_argument(
             "--allow_config_change",
@@ -279,6 +288,7 @@ class MnistCLI(LightningCLI):
         self.trainer_defaults["callbacks"] = [
             *defaults,
             *extra,
+            DeviceReport(self.subcommand, config.float32_matmul_precision, self.manifest.record),  # before run.json
             self.manifest,
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit
