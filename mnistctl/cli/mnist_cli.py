@@ -37,6 +37,7 @@ from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
 from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
+from mnistctl.cli.determinism import apply_determinism
 from mnistctl.cli.device_report import DeviceReport
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.int_flags import int_before_float
@@ -239,6 +240,7 @@ class MnistCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        determinism = apply_determinism(config.trainer)  # before anything touches CUDA
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
         precision = choose_precision(config, self.subcommand)  # after the data: bad input stays one line
@@ -283,6 +285,7 @@ class MnistCLI(LightningCLI):
             resume = resume_entry(Path(config.ckpt_path), self.config_changes, self.restart_optimization)
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=resume)
         self.manifest.record["precision"] = precision
+        self.manifest.record["determinism"] = determinism
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
