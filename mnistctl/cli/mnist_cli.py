@@ -78,6 +78,8 @@ warnings.filterwarnings("ignore", message=r".*LeafSpec")
 warnings.filterwarnings("ignore", message=r"The `srun` command is available")
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+# A run told to use the CPU on a machine with a GPU: the device line (device_report.py) already says where it ran.
+warnings.filterwarnings("ignore", message=r"GPU available but not used")
 
 # Every YAML jsonargparse loads (config files, values, environment variables) is checked for alias bombs first.
 guard_jsonargparse()
