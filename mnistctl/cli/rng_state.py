@@ -58,7 +58,7 @@ class RNGStateCallback(Callback):
         state, self._pending = self._pending, None
         torch.set_rng_state(state["torch"])
         if "cuda" in state and pl_module.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], pl_module.device)
+            torch.cuda.set_rng_state(state["cuda"].cpu(), pl_module.device)  # a CPU ByteTensor, wherever it loaded
         n = state["numpy"]
         np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
         p = state["python"]
