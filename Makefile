@@ -38,10 +38,14 @@ bench: install ## measure mnistctl against the original recipe and a plain PyTor
 bench-quick: install ## the benchmark on a fraction of an epoch, no time-to-99% runs (a few minutes)
 	$(PY) -m benchmarks --quick
 
+# No `install` prerequisite: the GPU machine has no network. PYTHON=python3 for a Python without .venv.
+gpu-check: ## on a CUDA machine, offline: the gpu tier, the fast tier and the GPU benchmark rows (under 6 minutes)
+	scripts/gpu-check.sh
+
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check mnistctl benchmarks tests && $(VENV)/bin/ruff format --check mnistctl benchmarks tests
 
 clean: ## remove run folders, sweep folders and caches (not the venv)
 	rm -rf runs multirun sweeps .pytest_cache .ruff_cache
 
-.PHONY: help install fit fit-fast test test-fast bench bench-quick lint clean
+.PHONY: help install fit fit-fast test test-fast bench bench-quick gpu-check lint clean

@@ -12,7 +12,9 @@ CPU, AVX2 (oneDNN held to it), side by side. Training time is timed inside each 
 (`probe.py`), wall time and peak memory (the peak resident set of the process and of its tree) from
 outside (`proc.py`). Then: wall time of `mnistctl fit --config configs/fast.yaml` to 99% test accuracy,
 start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a four-job
-sweep, warm and cold start (`extras.py`). It asserts nothing about speed.
+sweep, warm and cold start (`extras.py`). On a machine with CUDA it then runs the GPU rows (`gpu.py`): a
+plain loop with MNIST held on the GPU and `mnistctl fit --config configs/gpu.yaml`, side by side, with the
+GPU's name; on a machine without CUDA the report is as before. It asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -30,14 +32,14 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import extras, isa
+from benchmarks import extras, gpu, isa
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 from mnistctl.layout import read_record
 
 EPOCH = 55_000
 QUICK_SAMPLES = 4_096
-EXTRAS = ("abc", "fast", "startup", "predict", "sweep")
+EXTRAS = ("abc", "fast", "startup", "predict", "sweep", "gpu")
 
 
 def default_settings() -> tuple[int, float]:
@@ -83,7 +85,8 @@ def run_bc(work: Path, samples: int, threads: int | None, isa: str, env: dict[st
     thread_flag = ["--threads", str(threads)] if threads else []
     plain = [sys.executable, "-m", "benchmarks.baselines", "plain", "--samples", str(samples)]
     plain += ["--batch-size", str(batch), "--lr", str(lr), *thread_flag]
-    fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1"]
+    # On the CPU, as B: on a machine with a GPU `accelerator: auto` would pick the GPU (its rows are gpu.py's).
+    fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu"]
     if samples < EPOCH:
         fit += ["--trainer.limit_train_batches", str(math.ceil(samples / batch))]
     fit += extras.threads_args(threads)
@@ -180,6 +183,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         report["predict"] = extras.predict(work, ckpts[-1] if ckpts else None, args.threads)
     if "sweep" not in args.skip:
         report["sweep"] = extras.sweep_overhead(work, train_batches=10)
+    if "gpu" not in args.skip and report["machine"]["cuda"]:  # on a CPU-only machine: no GPU key at all
+        report["gpu"] = gpu.run(work / "gpu")
     report["load_1m_end"] = os.getloadavg()[0]
     report["bench_wall_s"] = time.perf_counter() - start
     return report
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(text + "\n")
     else:
         print(text)
-    failed = [k for k, row in report.get("runs", {}).items() if row["rc"]]
+    failed = [k for k, row in {**report.get("runs", {}), **report.get("gpu", {}).get("runs", {})}.items() if row["rc"]]
     if failed:
         sys.stderr.write(f"bench: run(s) {', '.join(failed)} failed; their logs are in {work}\n")
     elif not args.workdir:

@@ -140,3 +140,7 @@ def print_report(report: dict) -> None:
     if report.get("runs"):
         console.print(runs_table(report))
     console.print(extras_table(report))
+    if "gpu" in report:  # a CUDA machine: the plain loop and mnistctl side by side on the GPU
+        from benchmarks.gpu import lines
+
+        console.print("\n".join(lines(report["gpu"])), highlight=False, markup=False)

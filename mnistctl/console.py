@@ -14,6 +14,19 @@ from pathlib import Path
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 _quiet = False  # set by configure_logging: only an explicit --quiet silences result tables
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+# Lightning's info lines that mnistctl replaces with its own one device line (cli/device_report.py), or that
+# advertise: the litlogger tip, "GPU available: ...", "TPU available: ...", the Tensor Cores advice (mnistctl
+# sets the matmul precision itself) and, on a single-device run, "LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]".
+NOISE = ("💡 Tip:", "GPU available: ", "TPU available: ", "You are using a CUDA device")
+RANK_LINE = "LOCAL_RANK: "
+# The loggers those lines come from: rank_zero_info logs to whichever rank_zero module was imported last.
+NOISY_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "lightning_fabric.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+)
+_single_device = True  # set by device_report once the Trainer knows its devices
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -61,6 +74,24 @@ def configure_logging(quiet: bool = False) -> None:
     logger.setLevel(level)
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    for name in NOISY_LOGGERS:
+        noisy = logging.getLogger(name)
+        if _not_noise not in noisy.filters:
+            noisy.addFilter(_not_noise)
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    """False for a Lightning line that mnistctl replaces or drops (NOISE, and single-device rank lines)."""
+    message = str(record.msg)
+    if message.startswith(NOISE):
+        return False
+    return not (_single_device and message.startswith(RANK_LINE))
+
+
+def single_device(value: bool) -> None:
+    """Whether this run uses one device: Lightning's per-rank `LOCAL_RANK: ...` lines are then dropped."""
+    global _single_device
+    _single_device = value
 
 
 def is_quiet() -> bool:

@@ -72,6 +72,7 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
     assert "Training 1,024 MNIST images" in done.stdout and "Also measured" in done.stdout
     report = json.loads(out.read_text())
     assert report["samples"] == 1024 and report["mode"] == "custom"
+    assert ("gpu" in report) == report["machine"]["cuda"] == ("GPU:" in done.stdout)  # GPU rows only with CUDA
     assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
     for key in "ABC":
         row = report["runs"][key]

@@ -24,6 +24,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import torch
 from jsonargparse import Namespace
@@ -36,6 +37,8 @@ from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
 from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_path
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
+from mnistctl.cli.determinism import apply_determinism
+from mnistctl.cli.device_report import DeviceReport
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.int_flags import int_before_float
 from mnistctl.cli.interrupts import InterruptCheckpoint
@@ -77,6 +80,8 @@ warnings.filterwarnings("ignore", message=r".*LeafSpec")
 warnings.filterwarnings("ignore", message=r"The `srun` command is available")
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+# A run told to use the CPU on a machine with a GPU: the device line (device_report.py) already says where it ran.
+warnings.filterwarnings("ignore", message=r"GPU available but not used")
 
 # Every YAML jsonargparse loads (config files, values, environment variables) is checked for alias bombs first.
 guard_jsonargparse()
@@ -160,6 +165,13 @@ class MnistCLI(LightningCLI):
             help="CPU threads for torch (default: all cores; parallel sweep jobs divide them)",
         )
         parser.add_argument(
+            "--float32_matmul_precision",
+            type=Literal["highest", "high", "medium"] | None,
+            default=None,
+            help="torch.set_float32_matmul_precision (default: high on a CUDA GPU with tensor cores for "
+            "fit/validate/test, else highest); recorded in run.json",
+        )
+        parser.add_argument(
             "--allow_config_change",
             type=bool,
             default=False,
@@ -232,6 +244,7 @@ class MnistCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
+        determinism = apply_determinism(config.trainer)  # before anything touches CUDA
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
         prepare_root(config.data.data_dir, config.data.download)
         precision = choose_precision(config, self.subcommand)  # after the data: bad input stays one line
@@ -277,11 +290,13 @@ class MnistCLI(LightningCLI):
             resume = resume_entry(Path(config.ckpt_path), self.config_changes, self.restart_optimization)
         self.manifest = RunManifest(folder, self.subcommand, self.argv, config, resume=resume)
         self.manifest.record["precision"] = precision
+        self.manifest.record["determinism"] = determinism
         defaults = self.trainer_defaults.get("callbacks") or []
         defaults = defaults if isinstance(defaults, list) else [defaults]
         self.trainer_defaults["callbacks"] = [
             *defaults,
             *extra,
+            DeviceReport(self.subcommand, config.float32_matmul_precision, self.manifest.record),  # before run.json
             self.manifest,
             *default_progress(config.trainer),
             *hparams_callbacks(self.subcommand, config),  # TensorBoard's HParams row of a completed fit

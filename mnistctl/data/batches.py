@@ -4,7 +4,8 @@
 b = TensorBatches(torch.zeros(10, 28, 28, dtype=torch.uint8), torch.arange(10), 4); print(len(b))"
 
 Under DDP every rank takes its own shard of each epoch's permutation, padded by wrapping around as
-torch's DistributedSampler does, so all ranks run the same number of steps.
+torch's DistributedSampler does, so all ranks run the same number of steps. Tensors held on a GPU are cut
+into batches there: nothing is copied from the host per step.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class TensorBatches:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        order = self._indices()
+        order = self._indices().to(self.images.device)  # one small copy per epoch when the data is on a GPU
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.images[idx], self.labels[idx], self.ids[idx]

@@ -1,0 +1,70 @@
+"""scripts/gpu-check.sh (issue 18.7): refuses without CUDA, keeps each step within its budget, sums up.
+
+The steps themselves need a GPU; here a stand-in Python plays them (`FAKE_PYTHON`: it answers the script's
+CUDA question with a device name, and each `-m` step with the exit code or delay the test asks for), so what
+is checked is the script: its exit codes, its timeouts and its summary.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "gpu-check.sh"
+FAKE_PYTHON = """#!/usr/bin/env bash
+case "$*" in
+  *is_available*) echo "Fake H200" ;;
+  *torch.__version__*) echo "torch 9.9" ;;
+  "-c import xdist") exit 1 ;;
+  -c*) exit 0 ;;
+  *"-m gpu"*) sleep "${FAKE_GPU_SLEEP:-0}"; echo "3 passed"; exit "${FAKE_GPU_RC:-0}" ;;
+  *"not gpu"*) echo "200 passed"; exit "${FAKE_FAST_RC:-0}" ;;
+  *benchmarks.gpu*) echo "  G-B plain loop: exit 0, train 0.94 s"; echo "  C/B training time: 1.10x" ;;
+esac
+"""
+
+
+def run_check(tmp_path, python: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT)],
+        env={**os.environ, "PYTHON": python, "GPU_CHECK_DIR": str(tmp_path / "out"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def fake_python(tmp_path) -> str:
+    path = tmp_path / "python"
+    path.write_text(FAKE_PYTHON)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_without_cuda_it_runs_nothing_and_says_so(tmp_path):
+    done = run_check(tmp_path, sys.executable)  # this machine's torch: no CUDA here
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("gpu-check: no CUDA GPU visible to ") and "nothing was run" in done.stderr
+    assert not (tmp_path / "out" / "gpu.log").exists()
+
+
+def test_every_step_passing_gives_a_summary_and_exit_0(tmp_path):
+    done = run_check(tmp_path, fake_python(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("gpu-check summary: ", 1)[1].splitlines()
+    assert summary[0].startswith("Fake H200, torch 9.9, logs in ")
+    assert [line.split()[:2] for line in summary[1:4]] == [["gpu", "passed"], ["fast", "passed"], ["bench", "passed"]]
+    assert "  C/B training time: 1.10x" in summary and summary[-1].startswith("  total ")
+
+
+def test_a_step_over_its_budget_is_stopped_and_fails_the_check(tmp_path):
+    done = run_check(tmp_path, fake_python(tmp_path), FAKE_GPU_SLEEP="30", GPU_CHECK_GPU_S="1", FAKE_FAST_RC="1")
+    assert done.returncode == 1
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.split("summary: ", 1)[1].splitlines()[1:4]}
+    assert rows == {"gpu": "timeout", "fast": "failed", "bench": "passed"}
+    gpu_seconds = int(done.stdout.split("summary: ", 1)[1].splitlines()[1].split()[-1].rstrip("s"))
+    assert gpu_seconds < 10  # stopped at its budget, not after the 30 s it wanted
