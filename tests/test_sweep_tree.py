@@ -95,6 +95,7 @@ def test_composed_sweep_config_covers_exactly_the_lightning_keys(sweep_tree):
             cfg = compose("sweep", overrides=[f"criterion={criterion}", f"optimizer={optimizer}", "seed=7"])
             tree = OmegaConf.to_container(cfg, resolve=True)
             assert tree.pop("seed") == 7 and tree["seed_everything"] == 7
+            assert "pruner" in tree.pop("pruner")["_target_"]  # the search's pruner, a sweep key (job.py drops it)
             found, classes = flatten(tree)
             assert sorted(found) == expected
             for class_path, args in classes.items():
