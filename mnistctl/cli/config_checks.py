@@ -9,30 +9,26 @@ learning rate, zero epochs) are checked by the rules in mnistctl/ranges.py, the 
 
 from __future__ import annotations
 
-import math
-
 from jsonargparse import Namespace
 
-from mnistctl.errors import UsageError
-from mnistctl.ranges import RULES, check_tree, flag
+from mnistctl.ranges import check, check_tree, flag
 
 RATE_KEYS = ("optimizer.init_args.lr", "lr_scheduler.init_args.max_lr")
 
 
 def check_argv_numbers(argv: list[str]) -> None:
-    """`--optimizer.lr nan` (or inf): one line here; jsonargparse's own message spans a screen."""
+    """`--optimizer.lr nan` (or inf): the rule's one line here; jsonargparse's own message spans a screen."""
     rate_flags = {flag(key): key for key in RATE_KEYS}
     for i, arg in enumerate(argv):
         name, _, value = arg.partition("=")
+        if name not in rate_flags:
+            continue
         if not value and i + 1 < len(argv):
             value = argv[i + 1]
-        if name in rate_flags:
-            try:
-                number = float(value)
-            except ValueError:
-                continue
-            if not math.isfinite(number):
-                raise UsageError(f"{name} {RULES[rate_flags[name]].text}, got {value}")
+        try:
+            check(rate_flags[name], float(value))
+        except ValueError:  # not a number: jsonargparse's type check says so
+            continue
 
 
 def check_config(config: Namespace) -> None:
