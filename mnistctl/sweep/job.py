@@ -198,9 +198,9 @@ def _trial_env(trial: dict | None) -> dict:
     return {TRIAL_ENV: json.dumps({k: trial[k] for k in ("storage", "trial_id", "pruner")})}
 
 
-def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, started: dict) -> tuple[int, str]:
+def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, record: dict) -> tuple[int, str]:
     """Run the fit; return its exit code and what it wrote to stderr (also appended to stderr.log). Its pid
-    and how it started (warm, cold) go into `started`."""
+    and how it started (warm, cold) go into the job's `record`, written to job.json at once."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", **extra_env}
     with open(job_dir / "stdout.log", "ab") as out, open(job_dir / "stderr.log", "ab") as err:
         offset = err.tell()
@@ -209,8 +209,8 @@ def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, start
             proc = subprocess.Popen(
                 command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_fit_process_setup
             )
-        started.update(fit_pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
-        write_record(job_dir, started)  # the fit's pid, for --status and for whoever has to stop it
+        record.update(fit_pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
+        write_record(job_dir, record)  # the fit's pid, for --status and for whoever has to stop it
         try:
             returncode = _wait(proc)
         except BaseException:  # Ctrl-C: the fit gets SIGINT too; give it time to save interrupted.ckpt
