@@ -19,7 +19,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from mnistctl.schedules import OneCycle
 
-RECIPE_OPTIMIZER: dict[str, Any] = {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.003}}
+RECIPE_OPTIMIZER: dict[str, Any] = {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.003, "fused": True}}
 RECIPE_LR_SCHEDULER: dict[str, Any] = {"class_path": "mnistctl.schedules.OneCycle", "init_args": {"pct_start": 0.25}}
 DEFAULT_PLATEAU_MONITOR = "val/loss"
 

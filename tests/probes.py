@@ -64,3 +64,26 @@ class InterruptAt(Callback):
 
 def read_ids(folder: Path, epoch: int) -> list[int]:
     return [int(line) for line in (folder / f"ids_epoch{epoch}.txt").read_text().split()]
+
+
+class HookCensus(Callback):
+    """Writes `path` (JSON) at the end of fit: per callback class, its per-batch hooks Lightning would call
+    (those not hidden as idle), and how many training batches this callback's own on_train_batch_end saw.
+
+    Args:
+        path: the JSON file to write.
+    """
+
+    def __init__(self, path: str = "hooks.json") -> None:
+        self.path, self.batch_ends = Path(path), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.batch_ends += 1
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        import json
+
+        from mnistctl.cli.idle_hooks import PER_BATCH_HOOKS
+
+        live = {type(c).__name__: [h for h in PER_BATCH_HOOKS if callable(getattr(c, h))] for c in trainer.callbacks}
+        self.path.write_text(json.dumps({"live": live, "batch_ends": self.batch_ends}))
