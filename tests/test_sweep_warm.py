@@ -23,6 +23,7 @@ import torch
 
 from conftest import SWEEP_TINY as TINY
 from conftest import run_cli
+from mnistctl.sweep import warm_start
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
 
@@ -31,16 +32,49 @@ def jobs_of(sweep_dir: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")}
 
 
-def test_the_preloaded_server_is_single_threaded_and_never_touched_cuda():
+@pytest.mark.parametrize("search", [False, True])
+def test_the_preloaded_server_is_single_threaded_and_never_touched_cuda(search):
     code = (  # as the server starts: nothing imported before preload()
-        "import os, sys; from mnistctl.sweep import warm_server as w; w.preload(); import torch;"
+        f"import os, sys; from mnistctl.sweep import warm_server as w; w.preload(search={search}); import torch;"
         "print(len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), 'mnistctl.__main__' in sys.modules,"
-        "all(m in sys.modules for m in ('pytorch_lightning', 'optuna', 'mnistctl.cli.mnist_cli')))"
+        "all(m in sys.modules for m in ('pytorch_lightning', 'mnistctl.cli.mnist_cli')), 'optuna' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    # One thread of the OS (no BLAS or OpenMP pool: fork would copy it broken), CUDA untouched.
-    assert done.stdout.split() == ["1", "False", "False", "True"]
+    # One thread of the OS (no BLAS or OpenMP pool: fork would copy it broken), CUDA untouched; optuna (1.4 s
+    # to import) only for a search's jobs.
+    assert done.stdout.split() == ["1", "False", "False", "True", str(search)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "search"),
+    [([], False), (["search=lr_dropout"], True), (["hydra/sweeper=optuna"], True), (["seed=1,2"], False)],
+)
+def test_a_search_is_recognised_from_the_overrides(overrides, search):
+    assert warm_start.likely_search(overrides) == search
+
+
+@pytest.mark.parametrize(
+    ("overrides", "launcher"),
+    [
+        ([], "basic"),
+        (["criterion=ce", "hydra/launcher=joblib"], "joblib"),
+        (["+hydra/launcher=submitit_slurm"], "submitit_slurm"),
+    ],
+)
+def test_the_launcher_is_read_from_the_overrides_before_hydra_is_asked(overrides, launcher):
+    assert warm_start.likely_launcher(overrides) == launcher
+
+
+@pytest.mark.parametrize(("launcher", "adopted"), [("basic", True), ("submitit_slurm", False)])
+def test_an_early_server_serves_a_local_launcher_and_is_stopped_for_one_that_runs_jobs_elsewhere(launcher, adopted):
+    """The bugs: SLURM jobs told of a socket on another machine; a server left running after the sweep."""
+    with warm_start.early_server(True) as early, warm_start.serving(launcher, early) as serving:
+        assert (serving is early) == adopted
+        assert (os.environ.get(warm_start.WARM_ENV) == str(early.path)) == adopted
+        assert early.stopped != adopted  # an unused server goes at once, not at the end of the sweep
+    assert warm_start.WARM_ENV not in os.environ
+    assert early.stopped and early.proc.poll() is not None and not early.folder.exists()
 
 
 @pytest.mark.slow

@@ -261,4 +261,5 @@ def git_commit(timeout: float = 2.0) -> dict | None:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+    # Milliseconds: `mnistctl runs` orders runs by it, and a fit and a test can start in the same second.
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="milliseconds")

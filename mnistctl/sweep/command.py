@@ -118,16 +118,26 @@ def main(argv: list[str]) -> int:
         from mnistctl.sweep.status import print_status
 
         return print_status(_existing_sweep(args.status))
-    from mnistctl.sweep.compose import hydra_session
     from mnistctl.sweep.overrides import quote
-    from mnistctl.sweep.plan import make_plan
-    from mnistctl.sweep.tree import config_dir
+    from mnistctl.sweep.warm_start import early_server, likely_launcher, likely_search, wanted
 
-    tree = config_dir()
     overrides = list(args.overrides)
     resume_dir = _existing_sweep(args.resume) if args.resume else None
     if resume_dir is not None:
         overrides = [*_resumed_overrides(resume_dir, overrides), f"{folder.KEY}={quote(str(resume_dir))}"]
+    # The warm-start server imports torch while this process imports Hydra and plans (seconds on 2 cores).
+    runs_jobs = not (args.info or args.cfg or args.dry_run)
+    warm = runs_jobs and wanted(likely_launcher(overrides))
+    with early_server(warm, search=likely_search(overrides)) as early:
+        return _plan_and_run(args, overrides, resume_dir, early)
+
+
+def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Path | None, early) -> int:
+    from mnistctl.sweep.compose import hydra_session
+    from mnistctl.sweep.plan import make_plan
+    from mnistctl.sweep.tree import config_dir
+
+    tree = config_dir()
     with hydra_session(tree):
         if args.info:
             from mnistctl.sweep.show import print_info
@@ -167,7 +177,7 @@ def main(argv: list[str]) -> int:
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
         on_slurm = plan.launcher == "submitit_slurm"
         with detach.submissions(claim.path, args.detach) if on_slurm else contextlib.nullcontext([]) as submitted:
-            status = _multirun(plan, claim, study_overrides)
+            status = _multirun(plan, claim, study_overrides, early)
     from mnistctl.sweep.summary import summarize
 
     sweep_dir = claim.path
@@ -227,22 +237,26 @@ def _study_overrides(plan, resume_dir: Path | None) -> list[str]:
     return extra
 
 
-def _multirun(plan, claim: folder.Claim, study_overrides: list[str]) -> str:
+def _multirun(plan, claim: folder.Claim, study_overrides: list[str], early=None) -> str:
     """Hydra multirun through the compose API (Hydra's own test helper does the same)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
     from mnistctl.sweep.job import run_job
     from mnistctl.sweep.overrides import one_line, quote
-    from mnistctl.sweep.study import default_storage, in_place
-    from mnistctl.sweep.warm_start import server, wanted
+    from mnistctl.sweep.warm_start import serving
 
-    storage = quote(default_storage(claim.path))
-    study = [o.replace("={sweep}", f"={storage}") for o in study_overrides]
-    overrides = [*plan.overrides, *plan.extra_overrides, *study, f"{folder.KEY}={quote(str(claim.path))}"]
+    search = contextlib.nullcontext()
+    if plan.sweeper == "optuna":  # only then: importing optuna takes 1.4 s of a 2-core machine
+        from mnistctl.sweep.study import default_storage, in_place
+
+        storage = quote(default_storage(claim.path))
+        study_overrides = [o.replace("={sweep}", f"={storage}") for o in study_overrides]
+        search = in_place()
+    overrides = [*plan.overrides, *plan.extra_overrides, *study_overrides, f"{folder.KEY}={quote(str(claim.path))}"]
     task = functools.partial(run_job, parallel=plan.parallel)
     try:
-        with server(wanted(plan.launcher)), in_place() if plan.sweeper == "optuna" else contextlib.nullcontext():
+        with serving(plan.launcher, early, search=plan.sweeper == "optuna"), search:
             GlobalHydra.instance().hydra.multirun(config_name="sweep", task_function=task, overrides=overrides)
     except KeyboardInterrupt:
         return "interrupted"

@@ -21,7 +21,6 @@ import os
 from pytorch_lightning import Callback
 
 from mnistctl.sweep.job import TRIAL_ENV
-from mnistctl.sweep.study import PRUNED_ATTR, make_pruner
 
 log = logging.getLogger(__name__)
 MONITOR = "val/acc"  # what the search maximises (job.JobResult), so what is reported and pruned on
@@ -39,7 +38,9 @@ class TrialReporter(Callback):
         self.trial = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        import optuna
+        import optuna  # here, not at the top: every `mnistctl fit` imports this module, few of them report
+
+        from mnistctl.sweep.study import make_pruner
 
         storage = optuna.storages.get_storage(self.storage_url)
         study_id = storage.get_study_id_from_trial_id(self.trial_id)
@@ -57,6 +58,8 @@ class TrialReporter(Callback):
         epoch = trainer.current_epoch
         self.trial.report(float(value), step=epoch)
         if self.trial.should_prune():
+            from mnistctl.sweep.study import PRUNED_ATTR
+
             self.trial.study._storage.set_trial_system_attr(self.trial_id, PRUNED_ATTR, epoch)
             log.info("pruned by the search after epoch %d (%s %.4f)", epoch, MONITOR, float(value))
             trainer.should_stop = True

@@ -1,7 +1,7 @@
 """The warm-start server: one process that imports torch, Lightning and mnistctl's CLI once, then forks
 a fresh child for each sweep job, which runs `python -m MODULE ARGS` as a new interpreter would.
 
-    python -m mnistctl.sweep.warm_server FD     # started by warm_start.server(), never by hand
+    python -m mnistctl.sweep.warm_server FD [--search]   # started by warm_start.Server, never by hand
 
 The sweep (warm_start.py) binds a private Unix socket and passes it here as FD; this process's stdin is
 a pipe from the sweep, so it stops taking jobs when the sweep ends (or is killed) and exits once its
@@ -42,17 +42,17 @@ PRELOAD = (
     "mnistctl.plot_callbacks",
     "torch.utils.tensorboard",
     "omegaconf",
-    "optuna",  # a search job's fit reports to its trial (trial_reporter.py)
 )
+SEARCH_PRELOAD = ("optuna",)  # a search job's fit reports to its trial (trial_reporter.py); 1.4 s, so only then
 STOP_GRACE_S = 30  # after SIGTERM, as the cold path's runner waits before SIGKILL
 MESSAGE_MAX = 1 << 20
 
 
-def preload() -> None:
+def preload(search: bool = False) -> None:
     # numpy's OpenBLAS starts its thread pool when loaded: one thread keeps this process single-threaded.
     # The jobs' torch does not use it (torch has its own BLAS and OpenMP, set by --num_threads).
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    for name in PRELOAD:
+    for name in PRELOAD + (SEARCH_PRELOAD if search else ()):
         importlib.import_module(name)
     import torch
 
@@ -261,7 +261,7 @@ def _exit_steps() -> None:
 def main(argv: list[str]) -> int:
     listener = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the jobs; the server outlives them
-    preload()
+    preload(search="--search" in argv[1:])
     serve(listener)
     return 0
 

@@ -4,8 +4,9 @@ Lightning once, instead of a new interpreter importing them again (about 9 s a j
     mnistctl sweep criterion=ce,mse                       # warm (basic and joblib launchers)
     MNISTCTL_SWEEP_WARM=0 mnistctl sweep criterion=ce,mse # every job a new interpreter (SLURM jobs always are)
 
-`server()` starts warm_server.py for the length of the multirun, on a Unix socket in a private folder named
-in WARM_ENV, which the launcher's workers inherit; `start()` asks it for a job and returns a Popen-like
+`early_server()` starts warm_server.py as the sweep command starts (its imports overlap the sweep's own and
+its planning), on a Unix socket in a private folder; `serving()` names that socket in WARM_ENV for the length
+of the multirun, which the launcher's workers inherit; `start()` asks it for a job and returns a Popen-like
 handle (pid, poll, wait, terminate, kill), or None when no server is there or it cannot be reached (the
 job then starts cold: warm starts only save time, they never decide whether a job runs). The job is still
 a process of its own (its own pid, memory, threads, CUDA context); its runner holds a lifeline pipe, so the
@@ -37,38 +38,86 @@ def wanted(launcher: str) -> bool:
     return launcher in WARM_LAUNCHERS and os.environ.get(SWITCH_ENV, "1") != "0"
 
 
-@contextlib.contextmanager
-def server(enabled: bool = True):
-    """Run the warm-start server for the length of the block (nothing when not enabled)."""
-    if not enabled:
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="mnistctl-warm-"))  # mode 700: only this user can connect
-    path = folder / "socket"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(64)  # jobs queue here while the server imports torch: the first one waits for it
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop(WARM_ENV, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistctl.sweep.warm_server", str(listener.fileno())],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        pass_fds=[listener.fileno()],
-        env=env,
-    )
-    listener.close()
-    os.environ[WARM_ENV] = str(path)
-    try:
-        yield proc
-    finally:
-        os.environ.pop(WARM_ENV, None)
-        proc.stdin.close()
+class Server:
+    """The warm-start server process, importing from the moment it is made; jobs reach it through WARM_ENV."""
+
+    def __init__(self, search: bool = False) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="mnistctl-warm-"))  # mode 700: only this user can connect
+        self.path = self.folder / "socket"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        listener.listen(64)  # jobs queue here while the server imports torch: the first one waits for it
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(WARM_ENV, None)
+        command = [sys.executable, "-m", "mnistctl.sweep.warm_server", str(listener.fileno())]
+        self.proc = subprocess.Popen(
+            [*command, *(["--search"] if search else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            pass_fds=[listener.fileno()],
+            env=env,
+        )
+        listener.close()
+        self.stopped = False
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.proc.stdin.close()
         # The multirun is over: its runners have waited for their jobs (or stopped them). A server still
         # importing would take seconds to notice; SIGTERM ends it now (any job left gets its parent-death signal).
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _choices(overrides: list[str]) -> dict[str, str]:
+    chosen = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        chosen[key] = value  # the last one wins, as in Hydra
+    return chosen
+
+
+def likely_launcher(overrides: list[str]) -> str:
+    """The launcher the overrides choose, before Hydra is asked: basic unless `hydra/launcher=` says."""
+    return _choices(overrides).get("hydra/launcher") or "basic"
+
+
+def likely_search(overrides: list[str]) -> bool:
+    """Whether the overrides choose a search (Optuna): its jobs' fits import optuna."""
+    chosen = _choices(overrides)
+    return bool(chosen.get("search")) or chosen.get("hydra/sweeper", "basic") != "basic"
+
+
+@contextlib.contextmanager
+def early_server(enabled: bool, search: bool = False):
+    """Start a server now, so that it imports torch while the sweep is still composing its plan."""
+    early = Server(search) if enabled else None
+    try:
+        yield early
+    finally:
+        if early is not None:
+            early.stop()
+
+
+@contextlib.contextmanager
+def serving(launcher: str, early: Server | None = None, search: bool = False):
+    """Jobs of `launcher` start warm for the length of the block: from `early`, or from a server started now.
+    A launcher that starts its jobs elsewhere (submitit, SLURM) gets none, and an early server is stopped."""
+    if not wanted(launcher):
+        if early is not None:
+            early.stop()
+        yield None
+        return
+    server = early or Server(search)
+    os.environ[WARM_ENV] = str(server.path)
+    try:
+        yield server
+    finally:
+        os.environ.pop(WARM_ENV, None)
+        server.stop()
 
 
 def start(command: list[str], cwd: Path, env: dict, stdout, stderr) -> WarmProcess | None:

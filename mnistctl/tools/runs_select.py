@@ -110,14 +110,15 @@ def _name_of(run: Run) -> str:
 
 def sorted_rows(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> list[dict]:
     field, best_first = SORTS.get(key.replace("/", "_"), (None, False))
+    by_id = {r.full_id: r for r in runs}
     if field is None:
         if not any(key in r.config for r in runs):
             raise UsageError(f"runs: --sort {key} is neither a column ({', '.join(SORTS)}) nor a config key of any run")
-        by_id = {r.full_id: r for r in runs}
         value = lambda row: by_id[row["full_id"]].config.get(key)  # noqa: E731
     else:
         value = lambda row: row[field]  # noqa: E731
-    rows = sorted(rows, key=lambda row: row["started"] or "")  # ties stay oldest first
+    # By the full start time in run.json (the table shows it to the second): ties stay oldest first.
+    rows = sorted(rows, key=lambda row: str((by_id[row["full_id"]].record or {}).get("started") or ""))
     present = [r for r in rows if value(r) is not None]
     present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
     return present + [r for r in rows if value(r) is None]  # runs without the value last, either way
