@@ -175,6 +175,10 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         else:
             claim = folder.claim(chosen, plan.overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
+        if early is not None:  # its first job waits seconds for the server's imports: load the summary's now
+            from mnistctl.sweep.plot import load_matplotlib
+
+            load_matplotlib()
         on_slurm = plan.launcher == "submitit_slurm"
         with detach.submissions(claim.path, args.detach) if on_slurm else contextlib.nullcontext([]) as submitted:
             status = _multirun(plan, claim, study_overrides, early)

@@ -11,13 +11,19 @@ from pathlib import Path
 from mnistctl.atomic import atomic_write
 
 
-def plot_val_curves(rows: list[dict], path: Path, common: list[str]) -> None:
-    """val/acc per epoch, one line per job, labelled by the overrides that set it apart."""
+def load_matplotlib():
+    """pyplot, on the file-only backend (no display on servers and cluster nodes); imported on first use."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only: no display on servers and cluster nodes
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_val_curves(rows: list[dict], path: Path, common: list[str]) -> None:
+    """val/acc per epoch, one line per job, labelled by the overrides that set it apart."""
+    plt = load_matplotlib()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for row in sorted(rows, key=lambda r: str(r["job"])):
         curve = row.get("val_acc_curve") or []
