@@ -1,5 +1,5 @@
-"""The benchmark tool: process measurements against known answers, its smallest run's report, and the
-fast config's accuracy (slow). Nothing here asserts a speed: the machines are shared and noisy."""
+"""The benchmark tool: process measurements against known answers, its smallest run's report (slow), and
+the fast config's accuracy (slow). Nothing here asserts a speed: the machines are shared and noisy."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def test_measure_reports_a_failing_command(tmp_path):
     assert measure([sys.executable, "-c", "raise SystemExit(3)"], log=tmp_path / "log")["rc"] == 3
 
 
+@pytest.mark.slow  # over 9 s: the fast tier stays under 5 minutes
 def test_smallest_benchmark_reports_every_field(tmp_path):
     """A, B and C on 1,024 images, start-up and predict; not the time-to-99% run nor the sweep (slow)."""
     out = tmp_path / "bench.json"

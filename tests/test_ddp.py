@@ -40,6 +40,7 @@ def test_batches_split_across_ranks_like_a_distributed_sampler(shuffle):
     assert shards[0] | shards[1] == set(range(n))
 
 
+@pytest.mark.slow  # over 9 s: the fast tier stays under 5 minutes
 def test_two_process_fit_and_predict(tmp_path):
     fit = run_cli(
         "fit",

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from file_state import fingerprint, read_only, run_obeying_permissions, writable
 from PIL import Image
 
@@ -58,6 +59,7 @@ def test_predictions_path_that_is_a_folder_is_refused_before_predicting(tiny_run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "out"]  # refused before predicting
 
 
+@pytest.mark.slow  # over 9 s: the fast tier stays under 5 minutes
 def test_a_read_only_run_folder_is_left_alone_and_outputs_go_elsewhere(tiny_run, tmp_path):
     shutil.copytree(tiny_run.parent.parent, tmp_path / "runs")
     run = tmp_path / "runs" / "mnist" / tiny_run.name

@@ -66,6 +66,7 @@ def assert_every_checkpoint_loads(folder: Path) -> None:
             pytest.fail(f"{ckpt.name} does not load after the fault: {type(err).__name__}: {err}")
 
 
+@pytest.mark.slow  # over 9 s: the fast tier stays under 5 minutes
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir(), killed.mkdir()
