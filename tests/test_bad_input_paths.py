@@ -73,6 +73,7 @@ def test_cache_folder_that_is_a_file_names_the_variable(tmp_path, capsys, monkey
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # over 8 s: the fast tier stays under 5 minutes
 def test_unwritable_cache_folder_and_read_only_working_folder(tmp_path, monkeypatch):
     for folder in ("cache", "work", "writable_cache"):
         (tmp_path / folder).mkdir()

@@ -97,7 +97,11 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert [h["epoch"] for h in json.loads((run / "run.json").read_text())["history"]] == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
+@pytest.mark.parametrize(
+    ("signum", "exit_code"),
+    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],  # the fast tier: one
+    ids=["TERM", "INT"],
+)
 def test_sigterm_and_ctrl_c_stop_fit_cleanly_with_a_checkpoint(tmp_path, signum, exit_code):
     proc = start_fit(tmp_path, *RESUMABLE, "--trainer.max_epochs", "20")
     checkpoints = tmp_path / "runs" / "mnist" / "version_0" / "checkpoints"
@@ -162,7 +166,7 @@ KILLED_BY_THE_WRITE = (
 )
 
 
-@pytest.mark.parametrize("fault", ["failed", "killed"])
+@pytest.mark.parametrize("fault", ["failed", pytest.param("killed", marks=pytest.mark.slow)])  # fast tier: one
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, fault):
     two_epochs = [*TINY, "--test_after_fit", "false", "--trainer.max_epochs", "2"]
     assert run_main("fit", *two_epochs) == 0
@@ -192,6 +196,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, fault):
     assert not list(last.parent.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # two real fits at once: 5 s of the fast tier's 5 minutes
 def test_two_fits_started_together_get_their_own_folders(tmp_path):
     procs = [start_fit(tmp_path, *TINY, "--test_after_fit", "false") for _ in range(2)]
     for proc in procs:

@@ -117,6 +117,7 @@ def test_show_last_and_best_are_the_runs_ckpt_path_takes(fits, capsys):
     assert all(f"\n             {name}" in text for name in record["outputs"])
 
 
+@pytest.mark.slow  # it re-runs a fit: 5.6 s of the fast tier's 5 minutes
 def test_show_gives_a_command_that_reproduces_the_run(fits, capsys, tmp_path):
     root = fits / "runs"
     original = runs_json(capsys, "show", str(root / "mnist/version_0"), "--runs_dir", str(root))
