@@ -123,8 +123,8 @@ class MnistCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         tune_process()
         self.created = []
-        argv = list(sys.argv[1:] if args is None else args)
-        self.only_subcommand = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+        self.argv = list(sys.argv[1:] if args is None else args)  # recorded in run.json
+        self.only_subcommand = self.argv[0] if self.argv and self.argv[0] in SUBCOMMANDS else None
         base = [str(packaged_config("base.yaml"))]
         # allow_abbrev=False: a typo such as --trainer.max_epoch must be an error, not a silent prefix match.
         sub_kwargs = {
@@ -204,8 +204,7 @@ class MnistCLI(LightningCLI):
     # -- after parsing: resolve the checkpoint and reuse its data settings -------------------------
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        self.argv = list(sys.argv[1:] if args is None else args)  # recorded in run.json
-        for path in _config_files(self.argv):
+        for path in _config_files(self.argv):  # self.argv: the same args, set in __init__
             _check_yaml(path)
         check_argv_numbers(self.argv)
         super().parse_arguments(parser, _default_plateau_monitor(self.argv))

@@ -46,6 +46,11 @@ class Run:
         return self.record.get("subcommand") if self.record else None
 
     @property
+    def started(self) -> str | None:
+        """run.json's ISO start time, to the millisecond (the order of runs)."""
+        return self.record.get("started") if self.record else None
+
+    @property
     def config(self) -> dict:
         """The flattened config.yaml beside run.json ({} when missing or unreadable)."""
         if self._config is None:

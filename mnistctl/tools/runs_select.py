@@ -118,7 +118,7 @@ def sorted_rows(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> l
     else:
         value = lambda row: row[field]  # noqa: E731
     # By the full start time in run.json (the table shows it to the second): ties stay oldest first.
-    rows = sorted(rows, key=lambda row: str((by_id[row["full_id"]].record or {}).get("started") or ""))
+    rows = sorted(rows, key=lambda row: str(by_id[row["full_id"]].started or ""))
     present = [r for r in rows if value(r) is not None]
     present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
     return present + [r for r in rows if value(r) is None]  # runs without the value last, either way

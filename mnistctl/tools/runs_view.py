@@ -32,8 +32,7 @@ def fmt_metric(value: object) -> str:
 
 def started(run: Run) -> str | None:
     """`2026-12-04 13:08:33` from the ISO time in run.json (the clock of the machine that ran it)."""
-    value = (run.record or {}).get("started")
-    return str(value)[:19].replace("T", " ") if value else None
+    return str(run.started)[:19].replace("T", " ") if run.started else None
 
 
 def row(run: Run, short_id: str, keys: list[str]) -> dict:
