@@ -8,7 +8,8 @@ Runs, each in its own process, the same CNN on the same number of training image
   B  a plain PyTorch loop over in-memory tensors (the floor), at C's batch size, learning rate and precision;
   C  `mnistctl fit` with its default config (configs/base.yaml), limited to the same images.
 B, C and the time-to-99% runs go once per instruction set (`isa.py`): this CPU's own and, on an AVX512
-CPU, AVX2 (oneDNN held to it), side by side. Training time is timed inside each process with one clock
+CPU, AVX2 (oneDNN held to it), side by side; B and C in mirrored pairs (B C C B for a full epoch, `pairs.py`),
+each row pooled over its repeats. Training time is timed inside each process with one clock
 (`probe.py`), wall time and peak memory (the peak resident set of the process and of its tree) from
 outside (`proc.py`). Then: wall time of `mnistctl fit --config configs/fast.yaml` to 99% test accuracy,
 start-up of `--help` and `sweep --dry-run`, `predict` throughput and the per-job overhead of a four-job
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import extras, gpu, isa
+from benchmarks import extras, gpu, isa, pairs
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 from mnistctl.layout import read_record
@@ -79,8 +80,11 @@ def run_a(work: Path, samples: int, threads: int | None) -> dict:
     return row
 
 
-def run_bc(work: Path, samples: int, threads: int | None, isa: str, env: dict[str, str], suffix: str) -> dict:
-    """B and C side by side under one instruction set; C's rows also give the checkpoint predict uses."""
+def run_bc(
+    work: Path, samples: int, threads: int | None, isa: str, env: dict[str, str], suffix: str, repeats: int = 1
+) -> dict:
+    """B and C side by side under one instruction set, `repeats` times in mirrored order (pairs.py), each
+    row pooled over its repeats; C's first row also gives the checkpoint predict uses."""
     batch, lr = default_settings()
     thread_flag = ["--threads", str(threads)] if threads else []
     plain = [sys.executable, "-m", "benchmarks.baselines", "plain", "--samples", str(samples)]
@@ -90,10 +94,13 @@ def run_bc(work: Path, samples: int, threads: int | None, isa: str, env: dict[st
     if samples < EPOCH:
         fit += ["--trainer.limit_train_batches", str(math.ceil(samples / batch))]
     fit += extras.threads_args(threads)
-    rows = {}
-    for key, what, cmd in (("B", "plain loop", plain), ("C", "mnistctl fit", fit)):
-        rows[key + suffix] = {"isa": isa, **_run_row(work, key + suffix, what, cmd, batch, env)}
-    return rows
+    commands = {"B": ("plain loop", plain), "C": ("mnistctl fit", fit)}
+    done: dict[str, list[dict]] = {"B": [], "C": []}
+    for key in pairs.run_order(repeats):
+        what, cmd = commands[key]
+        folder = key + suffix + (f"_r{len(done[key]) + 1}" if done[key] else "")
+        done[key].append(_run_row(work, folder, what, cmd, batch, env))
+    return {key + suffix: {"isa": isa, **pairs.pool(rows)} for key, rows in done.items()}
 
 
 def ratio(rows: dict, a: str, b: str) -> float | None:
@@ -102,8 +109,8 @@ def ratio(rows: dict, a: str, b: str) -> float | None:
 
 
 def startup_gap(rows: dict, a: str, b: str) -> float | None:
-    """Seconds from command start to first batch: row a's minus row b's."""
-    x, y = (rows.get(k, {}).get("timeline_s", {}).get("train_start") for k in (a, b))
+    """Seconds from command start to first batch: row a's minus row b's (means over repeats, if any)."""
+    x, y = (rows.get(k, {}).get("startup_s", rows.get(k, {}).get("timeline_s", {}).get("train_start")) for k in (a, b))
     return x - y if x is not None and y is not None else None
 
 
@@ -127,6 +134,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_SAMPLES} images, no time-to-99%% run")
     parser.add_argument("--samples", type=int, default=None, help=f"training images for A, B, C (max {EPOCH})")
     parser.add_argument("--seeds", type=int, default=1, help="seeds of the time-to-99%% run (median reported)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="B and C pairs per instruction set, in mirrored order (B C C B ...), pooled (default: 2 for a "
+        "full epoch, else 1)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads in every run (default: torch's)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {','.join(EXTRAS)}")
     parser.add_argument(
@@ -140,9 +154,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", default=None, help="keep every run's folder and log here")
     args = parser.parse_args(argv)
     args.samples = args.samples or (QUICK_SAMPLES if args.quick else EPOCH)
+    if args.repeats is None:
+        args.repeats = 2 if args.samples == EPOCH else 1
     args.skip = {s for s in args.skip.split(",") if s}
-    if not 0 < args.samples <= EPOCH or args.skip - set(EXTRAS):
-        parser.error(f"--samples must be 1..{EPOCH}, --skip a subset of {','.join(EXTRAS)}")
+    if not 0 < args.samples <= EPOCH or args.skip - set(EXTRAS) or args.repeats < 1:
+        parser.error(f"--samples must be 1..{EPOCH}, --repeats at least 1, --skip a subset of {','.join(EXTRAS)}")
     return args
 
 
@@ -151,8 +167,9 @@ def run_isa(args: argparse.Namespace, work: Path, label: str, env: dict[str, str
     summary: dict = {"isa": label, "env": env, **isa.onednn_isa(env)}
     rows = {}
     if "abc" not in args.skip:
-        rows = run_bc(work, args.samples, args.threads, label, env, suffix)
+        rows = run_bc(work, args.samples, args.threads, label, env, suffix, args.repeats)
         summary["C/B"] = ratio(rows, "C" + suffix, "B" + suffix)
+        summary["C/B_each"] = pairs.pair_ratios(rows["B" + suffix], rows["C" + suffix])
         summary["startup_C_minus_B_s"] = startup_gap(rows, "C" + suffix, "B" + suffix)
     if "fast" in args.skip or args.quick:
         summary["time_to_99"] = {"note": "skipped (--quick or --skip fast)"}

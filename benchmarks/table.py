@@ -13,7 +13,8 @@ LEGEND = (
     "tensors at C's batch, lr and precision. C: mnistctl fit, default config. ISA: the instruction set oneDNN "
     "was allowed (AVX2 on an AVX512 CPU: emulated with ONEDNN_MAX_CPU_ISA=AVX2). float: fp32, or bf16 "
     "autocast. samples/s and train s: training loop only; "
-    "start s: command start to first batch; wall s: whole command; peak MB: peak resident memory of the "
+    "start s: command start to first batch (B and C: samples/s pooled, train s and start s the mean, over "
+    "their repeats; the other columns from the first); wall s: whole command; peak MB: peak resident memory of the "
     "process (in brackets with its worker processes, whose shared pages count once per process)."
 )
 
@@ -61,7 +62,7 @@ def runs_table(report: dict) -> Table:
             str(row["batch_size"]),
             _num(row.get("samples_per_s")),
             _num(row.get("train_s"), ".1f"),
-            _num(row.get("timeline_s", {}).get("train_start"), ".1f"),
+            _num(row.get("startup_s", row.get("timeline_s", {}).get("train_start")), ".1f"),
             _num(row.get("wall_s"), ".1f"),
             _memory(row),
             _num(row.get("cpu_s"), ".0f"),
@@ -115,7 +116,10 @@ def _isa_rows(table: Table, summary: dict) -> None:
     isa = summary["isa"]
     kernel = f"oneDNN: {summary.get('onednn_isa')}, convolution {summary.get('conv_kernel')}"
     if "C/B" in summary:
-        table.add_row(f"throughput C/B, {isa}", f"{_num(summary['C/B'], '.2f')}x", kernel)
+        each = summary.get("C/B_each") or []
+        listed = ", ".join(f"{r:.3f}" for r in each)
+        pairs = f"pooled over {len(each)} mirrored pairs ({listed}); " if len(each) > 1 else ""
+        table.add_row(f"throughput C/B, {isa}", f"{_num(summary['C/B'], '.2f')}x", pairs + kernel)
         gap = summary.get("startup_C_minus_B_s")
         table.add_row(f"start-up C - B, {isa}", _num(gap, "+.1f", " s"), "command start to first batch")
     fast = summary.get("time_to_99", {})

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import extras as bench_extras
 from benchmarks import isa as bench_isa
+from benchmarks import pairs as bench_pairs
 from benchmarks.proc import measure
 from benchmarks.table import print_report
 from conftest import REPO, last_metric, run_cli
@@ -61,10 +62,11 @@ def test_measure_reports_a_failing_command(tmp_path):
 
 @pytest.mark.slow  # over 9 s: the fast tier stays under 5 minutes
 def test_smallest_benchmark_reports_every_field(tmp_path):
-    """A, B and C on 1,024 images, start-up and predict; not the time-to-99% run nor the sweep (slow)."""
+    """A, B and C on 1,024 images (B and C in two mirrored pairs), start-up and predict; not the time-to-99%
+    run nor the sweep (slow)."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "benchmarks", "--samples", "1024", "--skip", "fast,sweep", "--threads", "2"]
-    cmd += ["--isa", "native"]
+    cmd += ["--isa", "native", "--repeats", "2"]
     done = subprocess.run(
         [*cmd, "--json", str(out), "--workdir", str(tmp_path / "work")],
         cwd=REPO,
@@ -92,13 +94,49 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
     (native,) = report["isas"]  # --isa native: this CPU's own instruction set only
     assert native["isa"] == report["machine"]["isa"] == bench_isa.native_isa() and native["env"] == {}
     assert native["C/B"] == report["ratios"]["C/B"] and native["conv_kernel"]
-    startup = {k: report["runs"][k]["timeline_s"]["train_start"] for k in "BC"}
+    for key in "BC":  # B and C ran twice each (B C C B), pooled: all samples over all training seconds
+        repeats = report["runs"][key]["repeats"]
+        assert [r["rc"] for r in repeats] == [0, 0] and [r["train_samples"] for r in repeats] == [1024, 1024]
+        pooled = 2048 / sum(r["train_s"] for r in repeats)
+        assert report["runs"][key]["samples_per_s"] == pytest.approx(pooled), key
+    assert len(native["C/B_each"]) == 2 and min(native["C/B_each"]) <= native["C/B"] <= max(native["C/B_each"])
+    startup = {k: report["runs"][k]["startup_s"] for k in "BC"}
     assert native["startup_C_minus_B_s"] == pytest.approx(startup["C"] - startup["B"])
     assert report["startup"]["help_s"] > 0
     predict = report["predict"]
     assert predict["rc"] == 0 and predict["predict_samples"] == 10_000 and predict["csv_rows"] == 10_000
     assert predict["images_per_s"] > 0 and predict["predict_s"] < predict["wall_s"]
     assert native["time_to_99"]["note"].startswith("skipped")
+
+
+def test_pairs_run_in_mirrored_order():
+    """A drift in the machine's speed must fall on B and C alike: B C, then C B (not B C B C)."""
+    assert bench_pairs.run_order(1) == ["B", "C"]
+    assert bench_pairs.run_order(2) == ["B", "C", "C", "B"]
+    assert bench_pairs.run_order(3) == ["B", "C", "C", "B", "B", "C"]
+
+
+def test_a_row_pools_its_repeats_by_samples_over_seconds():
+    """Pooled speed is all samples over all seconds (not the first repeat's, not a mean of speeds)."""
+
+    def run(train_s: float, start: float, rc: int = 0) -> dict:
+        return {
+            "rc": rc,
+            "train_s": train_s,
+            "train_samples": 1000,
+            "samples_per_s": 1000 / train_s,
+            "wall_s": 9.0,
+            "timeline_s": {"train_start": start},
+        }
+
+    b = bench_pairs.pool([run(1.0, 2.0), run(3.0, 4.0)])
+    assert b["samples_per_s"] == 500.0  # 2,000 samples in 4 s; the mean of 1,000 and 333 would be 667
+    assert b["train_s"] == 2.0 and b["startup_s"] == 3.0 and b["wall_s"] == 9.0 and b["rc"] == 0
+    assert [r["train_s"] for r in b["repeats"]] == [1.0, 3.0]
+    c = bench_pairs.pool([run(2.0, 2.5), run(2.0, 2.5)])
+    assert bench_pairs.pair_ratios(b, c) == [0.5, 1.5]
+    assert bench_pairs.pool([run(1.0, 2.0), run(1.0, 2.0, rc=1)])["rc"] == 1  # a failed repeat fails the row
+    assert bench_pairs.pool([run(1.0, 2.0)]) == run(1.0, 2.0)  # one repeat: the row as it ran
 
 
 @pytest.mark.parametrize(

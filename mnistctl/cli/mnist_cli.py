@@ -121,7 +121,6 @@ class MnistCLI(LightningCLI):
     steps_done = 0  # the checkpoint's global step, when a one-cycle schedule starts afresh on resume
 
     def __init__(self, args: list[str] | None = None) -> None:
-        tune_process()
         self.created = []
         self.argv = list(sys.argv[1:] if args is None else args)  # recorded in run.json
         self.only_subcommand = self.argv[0] if self.argv and self.argv[0] in SUBCOMMANDS else None
@@ -252,6 +251,9 @@ class MnistCLI(LightningCLI):
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
+        # Not before parsing: parsing alone must leave a process fit to fork (sweep/warm_server.py warms up by
+        # parsing), and tune_process asks torch whether there is a GPU.
+        tune_process()
         config = self.config[self.subcommand]
         determinism = apply_determinism(config.trainer)  # before anything touches CUDA
         # Check the data before anything is built: a missing or corrupted copy fails fast, with no run folder.
