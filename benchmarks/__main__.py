@@ -43,10 +43,11 @@ QUICK_SAMPLES = 4_096
 EXTRAS = ("abc", "fast", "startup", "predict", "sweep", "gpu")
 
 
-def default_settings() -> tuple[int, float]:
-    """Batch size and peak learning rate of the default config, which B copies."""
+def default_settings() -> tuple[int, float, bool]:
+    """Batch size, peak learning rate and fused Adam of the default config, which B copies."""
     base = yaml.safe_load(packaged_config("base.yaml").read_text())
-    return int(base["data"]["batch_size"]), float(base["optimizer"]["init_args"]["lr"])
+    adam = base["optimizer"]["init_args"]
+    return int(base["data"]["batch_size"]), float(adam["lr"]), bool(adam.get("fused", False))
 
 
 def _finish(row: dict, probe: dict) -> dict:
@@ -85,10 +86,10 @@ def run_bc(
 ) -> dict:
     """B and C side by side under one instruction set, `repeats` times in mirrored order (pairs.py), each
     row pooled over its repeats; C's first row also gives the checkpoint predict uses."""
-    batch, lr = default_settings()
+    batch, lr, fused = default_settings()
     thread_flag = ["--threads", str(threads)] if threads else []
     plain = [sys.executable, "-m", "benchmarks.baselines", "plain", "--samples", str(samples)]
-    plain += ["--batch-size", str(batch), "--lr", str(lr), *thread_flag]
+    plain += ["--batch-size", str(batch), "--lr", str(lr), *(["--fused"] if fused else []), *thread_flag]
     # On the CPU, as B: on a machine with a GPU `accelerator: auto` would pick the GPU (its rows are gpu.py's).
     fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu"]
     if samples < EPOCH:

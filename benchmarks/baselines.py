@@ -6,7 +6,8 @@
 A, `recipe`: the original recipe's pipeline: torchvision `MNIST` with `ToTensor()`, a `DataLoader`
 (batch 32, 4 workers, shuffle), Adam 1e-3 in a stock Lightning Trainer, the recipe's LightningModule.
 B, `plain`: the floor: a plain PyTorch loop over in-memory uint8 tensors, normalised per batch,
-channels_last, Adam with the same one-cycle schedule as mnistctl's default config; no Lightning. It runs
+channels_last, Adam (fused where the default config says so) with the same one-cycle schedule as
+mnistctl's default config; no Lightning. It runs
 under mnistctl's process settings (`mnistctl.cpu_tuning`) and in the precision mnistctl chooses on this
 CPU (`mnistctl.cli.precision`), so C/B is what Lightning and mnistctl cost.
 Both train the same CNN (`mnistctl.network.CNN`) on the same 55,000-image split and report JSON:
@@ -108,7 +109,9 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0.003, seed: int = 42) -> None:
+def run_plain(
+    samples: int, json_path: str, batch_size: int = 128, lr: float = 0.003, fused: bool = False, seed: int = 42
+) -> None:
     """B: the plain loop, in the precision mnistctl chooses here (bf16 autocast on native BF16); writes the JSON."""
     from torchvision.datasets import MNIST
 
@@ -122,7 +125,7 @@ def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0
     images, labels = train.data[order[VAL:]], train.targets[order[VAL:]]  # the same 55,000 as mnistctl
 
     net = CNN(10, 0.25).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=fused)
     steps = math.ceil(min(samples, TRAIN) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.25)
 
@@ -149,6 +152,7 @@ def run_plain(samples: int, json_path: str, batch_size: int = 128, lr: float = 0
     samples_seen = min(steps * batch_size, len(images), samples)
     result = {"train_s": train_s, "train_cpu_s": train_cpu_s, "train_samples": samples_seen}
     result["precision"] = "bf16-mixed" if bf16 else "32-true"
+    result["fused_adam"] = fused
     result["test_acc"] = correct / len(test.data)
     result["stamps"] = {**stamps, "test_end": time.time()}
     with open(json_path, "w") as f:
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=TRAIN, help="training images (at most one epoch, 55,000)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 32 (recipe), 128 (plain)")
     parser.add_argument("--lr", type=float, default=0.003, help="plain: peak of the one-cycle schedule")
+    parser.add_argument("--fused", action="store_true", help="plain: fused Adam (as the default config sets it)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", required=True, help="file to write the result to")
     args = parser.parse_args(argv)
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.which == "recipe":
         run_recipe(args.samples, args.json, batch_size=args.batch_size or 32)
     else:
-        run_plain(args.samples, args.json, batch_size=args.batch_size or 128, lr=args.lr)
+        run_plain(args.samples, args.json, batch_size=args.batch_size or 128, lr=args.lr, fused=args.fused)
 
 
 if __name__ == "__main__":

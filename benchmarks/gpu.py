@@ -38,6 +38,8 @@ def recipe() -> dict:
         "batch_size": int(gpu["data"]["batch_size"]),
         "epochs": int(gpu["trainer"]["max_epochs"]),
         "lr": float(gpu["optimizer"]["init_args"]["lr"]),
+        # gpu.yaml lies over base.yaml: the same optimizer class keeps base's other init_args (fused Adam).
+        "fused": bool({**base["optimizer"]["init_args"], **gpu["optimizer"]["init_args"]}.get("fused", False)),
         "dropout": float(gpu["model"]["dropout_ratio"]),
         "pct_start": float(base["lr_scheduler"]["init_args"]["pct_start"]),
     }
@@ -69,7 +71,7 @@ def run_plain(json_path: str, seed: int = 42, device: str = "cuda", steps: int |
         return x.contiguous(memory_format=torch.channels_last)
 
     net = CNN(10, r["dropout"]).to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=r["lr"])
+    optimizer = torch.optim.Adam(net.parameters(), lr=r["lr"], fused=r["fused"])
     per_epoch = min(math.ceil(len(images) / r["batch_size"]), steps or math.inf)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=r["lr"], total_steps=per_epoch * r["epochs"], pct_start=r["pct_start"]
@@ -97,6 +99,7 @@ def run_plain(json_path: str, seed: int = 42, device: str = "cuda", steps: int |
     samples = min(len(images), per_epoch * r["batch_size"]) * r["epochs"]
     result = {"train_s": train_s, "train_samples": samples, "test_acc": correct / len(test_x)}
     result["device"] = torch.cuda.get_device_name(device) if on_gpu else str(device)
+    result["fused_adam"] = r["fused"]
     result["stamps"] = {"setup": started, "train_start": train_start}
     Path(json_path).write_text(json.dumps(result))
 

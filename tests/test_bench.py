@@ -16,6 +16,7 @@ from benchmarks import pairs as bench_pairs
 from benchmarks.proc import measure
 from benchmarks.table import print_report
 from conftest import REPO, last_metric, run_cli
+from mnistctl.optimization import RECIPE_OPTIMIZER as OPTIMIZER
 
 # What --samples 1024 reaches (test accuracy on the 10,000 test images), every row seeded, on an AMX Xeon:
 # A (batch 32, 32 steps) 0.79 natively and held to AVX2, B (plain loop, batch 128, 8 steps) 0.44 (bf16) and
@@ -90,6 +91,8 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
     assert report["runs"]["C"]["batch_size"] == report["runs"]["B"]["batch_size"]
     # B runs in the precision mnistctl chose for C, so C/B compares like with like.
     assert report["runs"]["B"]["precision"] == report["runs"]["C"]["precision"] in ("32-true", "bf16-mixed")
+    # ... and steps Adam as the default config does (fused: one kernel per parameter, not a Python loop).
+    assert report["runs"]["B"]["fused_adam"] is OPTIMIZER["init_args"]["fused"] is True
     assert report["ratios"]["C/A"] > 0 and report["ratios"]["C/B"] > 0
     (native,) = report["isas"]  # --isa native: this CPU's own instruction set only
     assert native["isa"] == report["machine"]["isa"] == bench_isa.native_isa() and native["env"] == {}

@@ -27,7 +27,9 @@ def test_without_cuda_it_says_so_and_measures_nothing():
 
 
 def test_the_plain_loop_copies_gpu_yaml():
-    assert recipe() == {"batch_size": 512, "epochs": 4, "lr": 0.006, "dropout": 0.0, "pct_start": 0.25}
+    # fused: gpu.yaml keeps base.yaml's fused Adam (same class), so G-B must step the same kernel as G-C.
+    expected = {"batch_size": 512, "epochs": 4, "lr": 0.006, "fused": True, "dropout": 0.0, "pct_start": 0.25}
+    assert recipe() == expected
 
 
 def test_the_rows_name_the_gpu_and_the_ratio():
