@@ -119,7 +119,7 @@ def _isa_rows(table: Table, summary: dict) -> None:
         each = summary.get("C/B_each") or []
         listed = ", ".join(f"{r:.3f}" for r in each)
         pairs = f"pooled over {len(each)} mirrored pairs ({listed}); " if len(each) > 1 else ""
-        table.add_row(f"throughput C/B, {isa}", f"{_num(summary['C/B'], '.2f')}x", pairs + kernel)
+        table.add_row(f"throughput C/B, {isa}", f"{_num(summary['C/B'], '.3f')}x", pairs + kernel)
         gap = summary.get("startup_C_minus_B_s")
         table.add_row(f"start-up C - B, {isa}", _num(gap, "+.1f", " s"), "command start to first batch")
     fast = summary.get("time_to_99", {})
