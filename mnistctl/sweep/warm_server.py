@@ -64,9 +64,11 @@ def warm_parser() -> None:
     """Parse `mnistctl fit`'s defaults once, as each job will parse its own config: jsonargparse keeps what it
     learns of each class (signature, nested parser) in per-process caches, which the forked jobs then share.
 
-    About 0.1 s of each job's start on a 2-core Xeon. Parsing only: nothing is instantiated or written, no
-    torch op runs, no thread starts (MnistCLI tunes the process after parsing). Anything it prints is
-    dropped, and a failure (say a malformed MNISTCTL_* variable) is left for the jobs to report.
+    Each later job's start outside its fit went from 0.33 to 0.24-0.27 s (four tiny jobs, 2-core Xeon,
+    `python -m benchmarks --skip abc,fast,startup,predict,gpu --isa native`). Parsing only: nothing is
+    instantiated or written, no torch op runs, no thread starts (MnistCLI tunes the process after parsing).
+    Anything it prints is dropped, and a failure (say a malformed MNISTCTL_* variable) is left for the jobs
+    to report.
     """
     import contextlib
     import io
