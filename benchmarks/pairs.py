@@ -4,8 +4,9 @@
 
 One B and one C a few seconds apart gave bf16 C/B from 0.86x to 0.97x on one quiet 2-core machine (the
 same commit, five runs): the machine's speed drifts by more than the gap being measured. Mirrored pairs put
-a drift that is linear in time on B and C alike, and pooling (all samples over all training seconds) weighs
-each repeat by its length, so one slow repeat moves the figure by its share only.
+a drift that is linear in time on B and C alike (with an even number of repeats: `make bench` runs two),
+and pooling (all samples over all training seconds) weighs each repeat by its length, so one slow repeat
+moves the figure by its share only.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def pool(rows: list[dict]) -> dict:
     row["rc"] = next((r["rc"] for r in rows if r.get("rc")), 0)
     times = [r.get("train_s") for r in rows]
     samples = [r.get("train_samples") for r in rows]
-    if None not in times and None not in samples and sum(times) > 0:
-        row["train_s"] = statistics.fmean(times)
-        row["samples_per_s"] = sum(samples) / sum(times)
+    # A repeat without a figure (it failed) leaves none: a single run must not pass for a pooled one.
+    pooled = None not in times and None not in samples and sum(times) > 0
+    row["train_s"] = statistics.fmean(times) if pooled else None
+    row["samples_per_s"] = sum(samples) / sum(times) if pooled else None
     starts = [r.get("timeline_s", {}).get("train_start") for r in rows]
-    if None not in starts:
-        row["startup_s"] = statistics.fmean(starts)
+    row["startup_s"] = statistics.fmean(starts) if None not in starts else None
     return row
 
 

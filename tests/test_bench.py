@@ -139,6 +139,8 @@ def test_a_row_pools_its_repeats_by_samples_over_seconds():
     c = bench_pairs.pool([run(2.0, 2.5), run(2.0, 2.5)])
     assert bench_pairs.pair_ratios(b, c) == [0.5, 1.5]
     assert bench_pairs.pool([run(1.0, 2.0), run(1.0, 2.0, rc=1)])["rc"] == 1  # a failed repeat fails the row
+    crashed = bench_pairs.pool([run(1.0, 2.0), {"rc": -9, "timeline_s": {}}])  # killed before it trained
+    assert crashed["rc"] == -9 and crashed["samples_per_s"] is None and crashed["startup_s"] is None
     assert bench_pairs.pool([run(1.0, 2.0)]) == run(1.0, 2.0)  # one repeat: the row as it ran
 
 

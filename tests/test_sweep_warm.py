@@ -32,22 +32,48 @@ def jobs_of(sweep_dir: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text()) for p in sweep_dir.glob("*/job.json")}
 
 
+PRELOADED_SERVER = """
+import os, sys
+from mnistctl.sweep import warm_server as w
+w.preload(search=SEARCH)  # as the server starts: nothing imported before it
+import torch
+from jsonargparse import _typehints
+from mnistctl.cli import mnist_cli
+calls = []
+def counted(name, f):
+    def call(*args, **kwargs):
+        calls.append(name)
+        return f(*args, **kwargs)
+    return call
+# Asking whether there is a GPU already starts CUDA's driver (cuInit), which does not survive fork.
+torch.cuda.is_available = counted("is_available", torch.cuda.is_available)
+torch._C._cuda_getDeviceCount = counted("device count", torch._C._cuda_getDeviceCount)
+mnist_cli.resolve_ckpt_path = counted("checkpoint", mnist_cli.resolve_ckpt_path)
+w.warm_parser()  # then the parser warm-up, as serve() does
+print(len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), 'mnistctl.__main__' in sys.modules,
+      all(m in sys.modules for m in ('pytorch_lightning', 'mnistctl.cli.mnist_cli')), 'optuna' in sys.modules,
+      any(k[0] is torch.optim.Adam for k in _typehints._cached_class_parsers), len(calls),
+      os.environ['MNISTCTL_FIT__CKPT_PATH'])
+"""
+
+
 @pytest.mark.parametrize("search", [False, True])
-def test_the_preloaded_server_is_single_threaded_and_never_touched_cuda(search, tmp_path):
-    code = (  # as the server starts: nothing imported before preload(); then the parser warm-up, as serve() does
-        f"import os, sys; from mnistctl.sweep import warm_server as w; w.preload(search={search}); import torch;"
-        "from jsonargparse import _typehints; w.warm_parser();"
-        "print(len(os.listdir('/proc/self/task')), torch.cuda.is_initialized(), 'mnistctl.__main__' in sys.modules,"
-        "all(m in sys.modules for m in ('pytorch_lightning', 'mnistctl.cli.mnist_cli')), 'optuna' in sys.modules,"
-        "any(k[0] is torch.optim.Adam for k in _typehints._cached_class_parsers), torch.cuda._cached_device_count)"
-    )
+def test_the_preloaded_server_is_single_threaded_and_never_touched_cuda(search, tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setenv("MNISTCTL_FIT__CKPT_PATH", "last")  # the warm-up parses defaults: it resolves no checkpoint
+    code = PRELOADED_SERVER.replace("SEARCH", str(search))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     # One thread of the OS (no BLAS or OpenMP pool: fork would copy it broken), CUDA untouched and not even
     # asked about (tune_process runs after parsing); optuna (1.4 s to import) only for a search's jobs. The
-    # warm-up parsed the default optimizer's class (its parser is cached for the jobs) and wrote nothing.
-    assert done.stdout.split() == ["1", "False", "False", "True", str(search), "True", "None"]
-    assert done.stderr == "" and list(tmp_path.iterdir()) == []
+    # warm-up parsed the default optimizer's class (its parser is cached for the jobs), looked for no
+    # checkpoint, left the environment as it was and wrote nothing.
+    assert done.stdout.split() == ["1", "False", "False", "True", str(search), "True", "0", "last"]
+    assert (
+        done.stderr == ""
+        and [p.name for p in tmp_path.iterdir()] == ["runs"]
+        and not any((tmp_path / "runs").iterdir())
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,6 +105,25 @@ def test_an_early_server_serves_a_local_launcher_and_is_stopped_for_one_that_run
         assert early.stopped != adopted  # an unused server goes at once, not at the end of the sweep
     assert warm_start.WARM_ENV not in os.environ
     assert early.stopped and early.proc.poll() is not None and not early.folder.exists()
+
+
+@pytest.mark.slow  # the server's imports: about 5 s
+def test_a_job_forked_after_the_first_finds_the_parser_caches_warm(tmp_path):
+    """The bug: serve() never calling warm_parser, so every job builds jsonargparse's class parsers anew."""
+    (tmp_path / "cache_probe.py").write_text(
+        "from jsonargparse import _typehints\nprint(len(_typehints._cached_class_parsers))\n"
+    )
+    server = warm_start.Server()  # importable from here: the server starts in this folder
+    counts = []
+    try:
+        for i in range(2):  # the first is queued while the server imports; the second comes after it ended
+            with open(tmp_path / f"out{i}", "w") as out, open(tmp_path / f"err{i}", "w") as err:
+                job = warm_start.WarmProcess(str(server.path), "cache_probe", [], tmp_path, dict(os.environ), out, err)
+                assert job.wait(timeout=300) == 0, (tmp_path / f"err{i}").read_text()
+            counts.append(int((tmp_path / f"out{i}").read_text()))
+    finally:
+        server.stop()
+    assert counts[1] > 0, counts  # preloading alone caches no class parser (the fast test above checks the warm-up's)
 
 
 @pytest.mark.slow

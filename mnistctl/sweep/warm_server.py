@@ -10,11 +10,11 @@ job's stdout.log and stderr.log, and the read end of a lifeline pipe whose write
 runner holds). The answer is the child's pid, later its exit status (`-N` for a signal, as Popen says).
 
 Fork is safe only from a process that never started a thread or a parallel region and never touched
-CUDA: this one imports modules and nothing else. It runs single-threaded (OpenBLAS's pool is kept at
-one thread here; torch's OpenMP pool starts in the child, at its own `--num_threads`), and it never
-calls torch.cuda: a job that uses a GPU initialises CUDA itself, after the fork (CUDA does not survive
-fork; `torch.cuda.is_available()` here would already poison every child). tests/test_warm_start.py
-checks both, and that the children are separate processes.
+CUDA: this one imports modules and parses `fit`'s packaged defaults once (`warm_parser`), nothing else.
+It runs single-threaded (OpenBLAS's pool is kept at one thread here; torch's OpenMP pool starts in the
+child, at its own `--num_threads`), and it never calls torch.cuda: a job that uses a GPU initialises CUDA
+itself, after the fork (CUDA does not survive fork; `torch.cuda.is_available()` here would already poison
+every child). tests/test_sweep_warm.py checks both, and that the children are separate processes.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def warm_parser() -> None:
     import contextlib
     import io
 
+    from pytorch_lightning.cli import LightningCLI
+
     from mnistctl.cli.mnist_cli import MnistCLI
 
     class Parsed(Exception):
@@ -80,14 +82,19 @@ def warm_parser() -> None:
 
     class ParseOnly(MnistCLI):
         def parse_arguments(self, parser, args) -> None:
-            super().parse_arguments(parser, args)
+            # jsonargparse's parse only: MnistCLI's own checks after it may resolve and read a checkpoint.
+            LightningCLI.parse_arguments(self, parser, args)
             raise Parsed
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
+    # The packaged defaults only: a MNISTCTL_FIT__CKPT_PATH in the sweep's environment is the jobs' business.
+    settings = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("MNISTCTL_")}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             ParseOnly(["fit"])
-        except (Exception, SystemExit):  # noqa: BLE001 - Parsed, or an error the jobs will meet and report
-            pass
+    except (Exception, SystemExit):  # noqa: BLE001 - Parsed, or an error the jobs will meet and report
+        pass
+    finally:
+        os.environ.update(settings)
 
 
 def serve(listener: socket.socket) -> None:
@@ -110,10 +117,12 @@ def serve(listener: socket.socket) -> None:
     children: dict[int, socket.socket] = {}
     taking, warmed = True, False
     while taking or children:
-        events = selector.select(timeout=5 if warmed else 0)
-        if not events and not warmed and taking:
+        events = selector.select(timeout=0 if taking and not warmed else 5)
+        if not events and taking and not warmed:
             warm_parser()
             warmed = True
+            gc.collect()
+            gc.freeze()  # the parsers it cached are shared with the children as the modules are
         for key, _ in events:
             if key.data == "accept":
                 _accept(listener, selector, children, [wake_r, wake_w])
