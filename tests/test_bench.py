@@ -13,9 +13,10 @@ import pytest
 from benchmarks import extras as bench_extras
 from benchmarks import isa as bench_isa
 from benchmarks import pairs as bench_pairs
+from benchmarks import step_phases
 from benchmarks.proc import measure
 from benchmarks.table import print_report
-from conftest import REPO, last_metric, run_cli
+from conftest import REPO, TINY, last_metric, run_cli
 from mnistctl.optimization import RECIPE_OPTIMIZER as OPTIMIZER
 
 # What --samples 1024 reaches (test accuracy on the 10,000 test images), every row seeded, on an AMX Xeon:
@@ -142,6 +143,37 @@ def test_a_row_pools_its_repeats_by_samples_over_seconds():
     crashed = bench_pairs.pool([run(1.0, 2.0), {"rc": -9, "timeline_s": {}}])  # killed before it trained
     assert crashed["rc"] == -9 and crashed["samples_per_s"] is None and crashed["startup_s"] is None
     assert bench_pairs.pool([run(1.0, 2.0)]) == run(1.0, 2.0)  # one repeat: the row as it ran
+
+
+@pytest.mark.slow  # a real fit of 15 steps with a plain step beside each: about 10 s
+def test_step_phases_split_a_real_step_and_time_a_plain_one_beside_it(tmp_path):
+    """The profile the README's phase table comes from: every phase of C's step and of B's is timed."""
+    out = tmp_path / "phases.json"
+    probe = ["--trainer.callbacks+=benchmarks.step_phases.StepPhases", "--trainer.callbacks.path", str(out)]
+    done = run_cli(
+        "fit",
+        *TINY,
+        "--trainer.limit_train_batches",
+        "15",
+        "--test_after_fit",
+        "false",
+        *probe,
+        "--trainer.callbacks.skip",
+        "2",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["steps"] == 12  # batches 3..14: the first three (skip=2, and batch 0's) left out
+    assert set(report["C"]["phases_ms"]) == set(step_phases.C_PHASES)
+    assert set(report["B"]["phases_ms"]) == set(step_phases.B_PHASES)
+    assert all(v > 0 for side in "BC" for v in report[side]["phases_ms"].values()), report
+    # The network's work is in forward and backward on both sides, and comparable (same CNN, same batch).
+    for side in "BC":
+        phases = report[side]["phases_ms"]
+        assert phases["forward"] + phases["backward"] > 0.5 * report[side]["step_ms"], (side, phases)
+    assert report["C_minus_B_ms"] == pytest.approx(report["C"]["step_ms"] - report["B"]["step_ms"])
 
 
 @pytest.mark.parametrize(
