@@ -54,7 +54,8 @@ def learning_curves_png(metrics_csv: str | Path, path: str | Path, title: str = 
         ax.set_ylabel(kind.replace("acc", "accuracy"))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:  # a fit stopped in its first epoch has none: no legend (matplotlib would warn)
+            ax.legend()
     if not any(series.values()):
         fig.text(0.5, 0.5, "no completed epoch yet", ha="center", va="center")
     if title:

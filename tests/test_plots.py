@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -76,6 +77,16 @@ def test_epoch_metrics_keeps_the_last_value_of_each_epoch(tmp_path):
     series = epoch_metrics(tmp_path / "metrics.csv", ["train/loss", "val/acc", "train/acc"])
     assert series == {"train/loss": {0: 1.5, 1: 1.0}, "val/acc": {0: 0.90, 1: 0.95}, "train/acc": {}}
     assert png_size(learning_curves_png(tmp_path / "metrics.csv", tmp_path / "lc.png")) == (800, 320)
+
+
+def test_curves_of_a_fit_stopped_in_its_first_epoch_say_so_without_a_warning(tmp_path):
+    """The bug: Ctrl-C (or an error) in the first epoch drew the curves with empty axes, and matplotlib's
+    "No artists with labels found to put in legend" warning reached the user's terminal."""
+    (tmp_path / "metrics.csv").write_text("epoch,lr-Adam,step\n,0.00012,0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = learning_curves_png(tmp_path / "metrics.csv", tmp_path / "lc.png")
+    assert png_size(path) == (800, 320)
 
 
 def test_confusion_matrix_counts():
