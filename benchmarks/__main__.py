@@ -111,7 +111,7 @@ def ratio(rows: dict, a: str, b: str) -> float | None:
 
 def startup_gap(rows: dict, a: str, b: str) -> float | None:
     """Seconds from command start to first batch: row a's minus row b's (means over repeats, if any)."""
-    x, y = (rows.get(k, {}).get("startup_s", rows.get(k, {}).get("timeline_s", {}).get("train_start")) for k in (a, b))
+    x, y = (pairs.startup_s(rows.get(k, {})) for k in (a, b))
     return x - y if x is not None and y is not None else None
 
 

@@ -42,6 +42,11 @@ def pool(rows: list[dict]) -> dict:
     return row
 
 
+def startup_s(row: dict) -> float | None:
+    """Command start to first batch: the mean over a pooled row's repeats, else the row's own."""
+    return row.get("startup_s", row.get("timeline_s", {}).get("train_start"))
+
+
 def pair_ratios(b: dict, c: dict) -> list[float]:
     """C/B of each repeat, in the order they ran."""
     each = zip(b.get("repeats", [b]), c.get("repeats", [c]), strict=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.pairs import startup_s
+
 LEGEND = (
     "A: torchvision MNIST + ToTensor, DataLoader(32, 4 workers), Lightning. B: plain PyTorch over in-memory "
     "tensors at C's batch, lr and precision. C: mnistctl fit, default config. ISA: the instruction set oneDNN "
@@ -62,7 +64,7 @@ def runs_table(report: dict) -> Table:
             str(row["batch_size"]),
             _num(row.get("samples_per_s")),
             _num(row.get("train_s"), ".1f"),
-            _num(row.get("startup_s", row.get("timeline_s", {}).get("train_start")), ".1f"),
+            _num(startup_s(row), ".1f"),
             _num(row.get("wall_s"), ".1f"),
             _memory(row),
             _num(row.get("cpu_s"), ".0f"),
