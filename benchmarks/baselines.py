@@ -134,8 +134,8 @@ def run_plain(
     shuffled = torch.randperm(len(images))
     for step in range(steps):
         idx = shuffled[step * batch_size : (step + 1) * batch_size]
-        with autocast:
-            loss = F.cross_entropy(net(_normalise(images[idx])), labels[idx])
+        with autocast:  # batches cut as mnistctl's TensorBatches cuts them
+            loss = F.cross_entropy(net(_normalise(images.index_select(0, idx))), labels.index_select(0, idx))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

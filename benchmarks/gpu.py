@@ -83,7 +83,7 @@ def run_plain(json_path: str, seed: int = 42, device: str = "cuda", steps: int |
         shuffled = torch.randperm(len(images), device=device)
         for step in range(per_epoch):
             idx = shuffled[step * r["batch_size"] : (step + 1) * r["batch_size"]]
-            loss = F.cross_entropy(net(normalise(images[idx])), labels[idx])
+            loss = F.cross_entropy(net(normalise(images.index_select(0, idx))), labels.index_select(0, idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -94,7 +94,8 @@ class StepPhases(Callback):
         self._taken += 1
         marks = [time.perf_counter()]
         with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
-            loss = F.cross_entropy(self._net(_normalise(self._images[idx])), self._labels[idx])
+            x, y = self._images.index_select(0, idx), self._labels.index_select(0, idx)
+            loss = F.cross_entropy(self._net(_normalise(x)), y)
         marks.append(time.perf_counter())
         self._opt.zero_grad(set_to_none=True)
         marks.append(time.perf_counter())

