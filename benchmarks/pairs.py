@@ -4,7 +4,7 @@
 
 One B and one C a few seconds apart gave bf16 C/B from 0.86x to 0.97x on one quiet 2-core machine (the
 same commit, five runs): the machine's speed drifts by more than the gap being measured. Mirrored pairs put
-a drift that is linear in time on B and C alike (with an even number of repeats: `make bench` runs two),
+a drift that is linear in time on B and C alike (with an even number of repeats: `make bench` runs four),
 and pooling (all samples over all training seconds) weighs each repeat by its length, so one slow repeat
 moves the figure by its share only.
 """

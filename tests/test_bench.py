@@ -120,6 +120,15 @@ def test_pairs_run_in_mirrored_order():
     assert bench_pairs.run_order(3) == ["B", "C", "C", "B", "B", "C"]
 
 
+def test_a_full_epoch_runs_an_even_number_of_pairs_by_default():
+    """An odd number of mirrored pairs leaves a linear drift on one of B and C; one pair is too few to pool."""
+    from benchmarks.__main__ import parse_args
+
+    assert parse_args([]).repeats == 4
+    assert parse_args(["--quick"]).repeats == parse_args(["--samples", "1000"]).repeats == 1
+    assert parse_args(["--repeats", "3"]).repeats == 3
+
+
 def test_a_row_pools_its_repeats_by_samples_over_seconds():
     """Pooled speed is all samples over all seconds (not the first repeat's, not a mean of speeds)."""
 
