@@ -68,6 +68,7 @@ class MNISTClassifier(LightningModule):
         self.steps_done = 0
         # This epoch's training steps: (loss, predicted classes, labels), reduced at its last batch.
         self._epoch_steps: list[Step] = []
+        self.finished_epoch: dict | None = None  # {"epoch", "train/loss", "train/acc"} of the last epoch trained
         self.metrics = nn.ModuleDict(
             {f"{stage}_acc": MulticlassAccuracy(num_classes, average="micro") for stage in ("val", "test")}
         )
@@ -130,6 +131,8 @@ class MNISTClassifier(LightningModule):
         # of their accuracies is the accuracy over all of them.
         loss, accuracy = epoch_loss_and_accuracy(self._epoch_steps)
         self._epoch_steps = []
+        # For the checkpoints that end this epoch (cli/epoch_record.py): Lightning logs train/* only after them.
+        self.finished_epoch = {"epoch": self.current_epoch, "train/loss": float(loss), "train/acc": float(accuracy)}
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
         self.log("train/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
 

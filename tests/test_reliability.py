@@ -98,6 +98,40 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "when",
+    [[], ["--trainer.val_check_interval", "0.5"]],
+    ids=["saved-at-epoch-end", "saved-at-validation-end"],  # Lightning saves there unless validation ends epochs
+)
+def test_a_kill_between_an_epochs_checkpoint_and_its_records_loses_no_row_and_no_history(tmp_path, when):
+    """The bug: Lightning writes an epoch's checkpoints before it logs the epoch's train/* (and, when it saves at
+    validation end, before run.json records the epoch); a kill between them left a resume that starts at the
+    next epoch with no train row, or no history entry, for that one."""
+    two_epochs = [*TINY, "--trainer.max_epochs", "2", "--test_after_fit", "false", *when]
+    tests = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    kill = "--trainer.callbacks+=probes.KillAfterEpochCheckpoint"
+    proc = start_fit(tmp_path, *two_epochs, kill, env={**os.environ, "PYTHONPATH": tests})
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, stderr
+    run = tmp_path / "runs" / "mnist" / "version_0"
+    before = read_csv(run / "metrics.csv")
+    assert not any(r.get("train/loss") for r in before)  # the kill came first
+    val_before = [r for r in before if r.get("val/acc")]
+
+    os.chdir(tmp_path)
+    assert run_main("fit", *two_epochs, "--ckpt_path", "last") == 0
+    rows = read_csv(run / "metrics.csv")
+    train = [r for r in rows if r.get("train/loss")]
+    assert [int(r["epoch"]) for r in train] == [0, 1]
+    kept = [{k: r[k] for k in ("epoch", "step", "val/acc")} for r in rows if r.get("val/acc") and r["epoch"] == "0"]
+    assert kept == [{k: r[k] for k in ("epoch", "step", "val/acc")} for r in val_before]  # kept as they were
+    assert int(train[0]["step"]) == int(val_before[-1]["step"]) < int(train[1]["step"])  # as Lightning numbers it
+    history = json.loads((run / "run.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert history[0]["train/loss"] == pytest.approx(float(train[0]["train/loss"])) and 0 < history[0]["train/acc"] <= 1
+    assert history[0]["val/acc"] == pytest.approx(float(val_before[-1]["val/acc"]))
+
+
+@pytest.mark.parametrize(
     ("signum", "exit_code"),
     [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],  # the fast tier: one
     ids=["TERM", "INT"],

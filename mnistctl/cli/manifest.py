@@ -84,8 +84,9 @@ class RunManifest(Callback):
         if resume is not None:
             self.record["resumes"] = [{"started": self.record["started"], "command": self.record["command"], **resume}]
 
-    def release(self, trainer: Trainer) -> None:
-        """The checkpoint is restored: continue the run's own record from the epoch the resume starts with."""
+    def release(self, trainer: Trainer, recovered: dict | None = None) -> None:
+        """The checkpoint is restored: continue the run's own record from the epoch the resume starts with.
+        `recovered`: the record of the epoch the checkpoint ended (epoch_record.py), for a history without it."""
         self.held = False
         epoch = trainer.current_epoch
         self.record["resumes"][-1]["from_epoch"] = epoch
@@ -94,6 +95,11 @@ class RunManifest(Callback):
         if old is not None:
             kept = {k: old[k] for k in ("started", "command", "argv", "cwd", "config_files") if k in old}
             history = [h for h in old.get("history") or [] if isinstance(h, dict) and h.get("epoch", epoch) < epoch]
+            # The epoch the checkpoint ended, if a kill came before run.json had it (or the resume restarts at its
+            # end, from a checkpoint saved at its last validation: no batch of it runs again).
+            if recovered is not None and all(h.get("epoch") != recovered["epoch"] for h in history):
+                entry = {k: v for k, v in recovered.items() if k == "epoch" or "/" in k}
+                history = sorted([*history, entry], key=lambda h: h.get("epoch", 0))
             earlier = old.get("resumes") if isinstance(old.get("resumes"), list) else []
             wall = old.get("wall_time_s")
             self._earlier_wall_time = float(wall) if isinstance(wall, int | float) else 0.0
@@ -122,8 +128,12 @@ class RunManifest(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Validation at the end of an epoch runs before this hook: its val/* are this epoch's.
         self.record["epochs_completed"] = trainer.current_epoch + 1
-        epoch = {"epoch": trainer.current_epoch, **_stage_metrics(trainer, ("train", "val"))}
-        self.record["history"] = [h for h in self.record["history"] if h["epoch"] != trainer.current_epoch] + [epoch]
+        # On top of what was recorded for this epoch before: a resume at an epoch's end (its batches all done
+        # before the checkpoint) logs no figure for it, and keeps those of the checkpoint's record.
+        history = self.record["history"]
+        earlier = next((h for h in history if h["epoch"] == trainer.current_epoch), {})
+        epoch = {**earlier, "epoch": trainer.current_epoch, **stage_metrics(trainer, ("train", "val"))}
+        self.record["history"] = [h for h in history if h["epoch"] != trainer.current_epoch] + [epoch]
         self._update(trainer)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -146,7 +156,7 @@ class RunManifest(Callback):
         self._update(trainer)
 
     def _update(self, trainer: Trainer) -> None:
-        self.record["metrics"].update(_stage_metrics(trainer))
+        self.record["metrics"].update(stage_metrics(trainer))
         callback = trainer.checkpoint_callback
         # Only while fitting: testing a checkpoint restores the callback state saved in it, which is older.
         if trainer.state.fn == "fit" and callback is not None and getattr(callback, "best_model_path", None):
@@ -221,7 +231,7 @@ class RunManifest(Callback):
             f.write("\n")
 
 
-def _stage_metrics(trainer: Trainer, stages: tuple[str, ...] | None = None) -> dict[str, float]:
+def stage_metrics(trainer: Trainer, stages: tuple[str, ...] | None = None) -> dict[str, float]:
     """The logged `stage/name` scalars (train/loss, val/acc, ...), optionally of some stages only."""
     return {
         k: float(v)

@@ -39,6 +39,7 @@ from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.determinism import apply_determinism
 from mnistctl.cli.device_report import DeviceReport
+from mnistctl.cli.epoch_record import EpochRecord
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.idle_hooks import IdleProfiler, skip_idle_hooks
 from mnistctl.cli.int_flags import int_before_float
@@ -274,6 +275,7 @@ class MnistCLI(LightningCLI):
             run_folders.point_loggers_at(config, self.run_dir)
             folder = self.run_dir
             extra.append(SettingsInCheckpoint(optimization_settings(config)))
+            extra.append(EpochRecord())  # an epoch's figures in the checkpoint that ends it: a kill loses no row
             if self.restart_optimization:
                 extra.append(RestartOptimization())
         else:

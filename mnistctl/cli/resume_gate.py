@@ -6,8 +6,9 @@
 Lightning has restored the checkpoint (weights, optimizer, schedule, loops): a refusal found on the way
 (a one-cycle schedule of another length, weights that do not fit, Ctrl-C) leaves the folder byte for
 byte as it was. Then `ResumeGate` opens, at the first epoch or, for a run with nothing left to train,
-at the end of fit: metrics.csv keeps the rows of the epochs before the resume (Lightning's CSVLogger
-would delete the file), the hyper-parameters are logged, config.yaml is rewritten to what now runs, and
+at the end of fit: metrics.csv keeps the rows logged before the step the resume starts at (Lightning's
+CSVLogger would delete the file) and gets back an epoch's train row that a kill kept from it
+(`epoch_record.py`), the hyper-parameters are logged, config.yaml is rewritten to what now runs, and
 run.json records the resume on top of its history.
 """
 
@@ -26,6 +27,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.utilities import _log_hyperparams
 
 from mnistctl.atomic import atomic_write
+from mnistctl.cli.epoch_record import EpochRecord
 
 
 class HeldSaveConfig(SaveConfigCallback):
@@ -49,8 +51,8 @@ class HeldSaveConfig(SaveConfigCallback):
 class AppendingMetricsWriter(ExperimentWriter):
     """CSVLogger's writer for a resumed run: keeps metrics.csv (Lightning's deletes it) and appends to it.
 
-    Nothing touches the file until `release`, which drops the rows of the epochs the resume trains again
-    (epoch at or after the one it starts with; rows without an epoch, such as the learning rate, by step).
+    Nothing touches the file until `release`, which drops the rows of the steps the resume trains again (at or
+    after the global step it starts at).
     """
 
     def __init__(self, log_dir: str) -> None:  # no super().__init__: it would delete metrics.csv
@@ -66,14 +68,21 @@ class AppendingMetricsWriter(ExperimentWriter):
         if not self.held:  # held: what was logged stays buffered in self.metrics
             super().save()
 
-    def release(self, start_epoch: int, start_step: int, rewrite: bool = True) -> None:
-        """Drop the rows the resume trains again (on global rank zero: `rewrite`) and start appending."""
+    def release(self, start_step: int, rewrite: bool = True, recovered: dict | None = None) -> None:
+        """Drop the rows the resume logs again (on global rank zero: `rewrite`), add the train row of the
+        `recovered` epoch record if a kill lost it, and start appending."""
         path = Path(self.metrics_file_path)
-        if rewrite and path.is_file():
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                rows, keys = list(reader), list(reader.fieldnames or [])
-            kept = [row for row in rows if _before(row, start_epoch, start_step)]
+        if rewrite and (path.is_file() or recovered is not None):
+            rows, keys = [], []
+            if path.is_file():
+                with open(path, newline="") as f:
+                    reader = csv.DictReader(f)
+                    rows, keys = list(reader), list(reader.fieldnames or [])
+            kept = [row for row in rows if _before(row, start_step)]
+            missing = _missing_train_row(kept, recovered)
+            if missing:
+                kept.append(missing)
+                keys += [k for k in missing if k not in keys]
             if kept != rows or keys != sorted(keys):  # appended rows follow the sorted header Lightning writes
                 with atomic_write(path, newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=sorted(keys))
@@ -83,13 +92,32 @@ class AppendingMetricsWriter(ExperimentWriter):
         self.held = False
 
 
-def _before(row: dict[str, str], start_epoch: int, start_step: int) -> bool:
+def _missing_train_row(rows: list[dict[str, str]], recovered: dict | None) -> dict | None:
+    """The train row of the epoch the checkpoint ended (`recovered`, epoch_record.py), as Lightning writes it,
+    unless `rows` have it. A resume from it trains no batch of that epoch, so nothing else would write it."""
+    if recovered is None:
+        return None
+    train = {k: v for k, v in recovered.items() if k.startswith("train/")}
+    for row in rows:
+        if row.get("epoch") and _number(row["epoch"]) == recovered["epoch"] and any(row.get(k) for k in train):
+            return None
+    row = {"epoch": recovered["epoch"], "step": recovered.get("step", ""), **train}
+    return {k: str(v) for k, v in row.items()}
+
+
+def _number(text: str) -> float | None:
     try:
-        if row.get("epoch"):
-            return int(float(row["epoch"])) < start_epoch and int(float(row.get("step") or 0)) < start_step
-        return int(float(row.get("step") or 0)) < start_step
+        return float(text)
     except ValueError:
-        return True  # not a row Lightning wrote: leave it
+        return None
+
+
+def _before(row: dict[str, str], start_step: int) -> bool:
+    """Whether a row was logged before the step the resume starts at: the resume logs the rest again. By step,
+    not epoch: a resume inside an epoch (or at its end, from a checkpoint saved at validation end) does not
+    run that epoch's earlier steps, nor their validations, again."""
+    step = _number(row.get("step") or "0")
+    return True if step is None else step < start_step  # not a row Lightning wrote: leave it
 
 
 def hold_loggers(trainer: Trainer, run_dir: Path) -> tuple[list[AppendingMetricsWriter], list]:
@@ -124,14 +152,17 @@ class ResumeGate(Callback):
         if self.opened:
             return
         self.opened = True
+        # The record of the epoch the checkpoint ended, for a metrics.csv or run.json a kill left without it.
+        recovered = next((c.restored for c in trainer.callbacks if isinstance(c, EpochRecord)), None)
         for writer in self.writers:
-            writer.release(trainer.current_epoch, trainer.global_step, rewrite=trainer.is_global_zero)
+            rewrite = trainer.is_global_zero
+            writer.release(trainer.global_step, rewrite=rewrite, recovered=recovered)
         for logger in self.loggers:
             logger._experiment = None  # the real one is created at its first use
         _log_hyperparams(trainer)  # held back too: Lightning logs them before it restores the checkpoint
         if self.config is not None:
             self.config.release()
-        self.manifest.release(trainer)
+        self.manifest.release(trainer, recovered)
 
 
 def hold_run_writes(trainer: Trainer, run_dir: Path, manifest) -> ResumeGate:
