@@ -322,10 +322,11 @@ class MnistCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         # Checkpoints are written to a temporary file and renamed: a kill never leaves half a checkpoint.
-        configured = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        configured = trainer_config.get("plugins") or []
         configured = configured if isinstance(configured, list) else [configured]
         plugins = [*configured, *srun_environment(configured), AtomicCheckpointIO()]
-        if not self._get(self.config_init, "trainer", default={}).get("profiler"):
+        if not trainer_config.get("profiler") and not trainer_config.get("barebones"):  # barebones refuses any
             kwargs.setdefault("profiler", IdleProfiler())  # the default no-op, cheaper per hook call
         trainer = super().instantiate_trainer(plugins=plugins, **kwargs)
         skip_idle_hooks(trainer.callbacks)  # 102 of 108 callback calls per training step did nothing
