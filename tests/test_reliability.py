@@ -99,7 +99,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize(
     "when",
-    [[], ["--trainer.val_check_interval", "0.5"]],
+    [[], pytest.param(["--trainer.val_check_interval", "0.5"], marks=pytest.mark.slow)],  # the fast tier: one
     ids=["saved-at-epoch-end", "saved-at-validation-end"],  # Lightning saves there unless validation ends epochs
 )
 def test_a_kill_between_an_epochs_checkpoint_and_its_records_loses_no_row_and_no_history(tmp_path, when):
