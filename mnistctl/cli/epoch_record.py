@@ -3,13 +3,15 @@
     mnistctl fit ...            # killed (kill -9, power cut) just after an epoch's checkpoint
     mnistctl fit --ckpt_path last   # the resume adds that epoch's train row and history entry if missing
 
-Lightning saves the checkpoint that ends an epoch when the epoch's validation ends, but writes the epoch's
-train/* row to metrics.csv (and mnistctl its history entry to run.json) only after `on_train_epoch_end`. A
-kill in between left a run whose resume starts at the next epoch, so that epoch's row and entry were never
-written. `EpochRecord` puts the epoch's figures into such a checkpoint: `{"epoch", "step", "train/loss",
-"train/acc", "val/loss", "val/acc"}`, plain numbers (checkpoints load with `weights_only=True`); on a resume
-into the run's own folder the gate (`resume_gate.py`) adds the row and entry if they are missing. The train
-figures are this process's (under DDP, rank 0's share, where the logged ones average the ranks).
+Lightning saves the checkpoints that end an epoch in `on_train_epoch_end`, or, when validation does not run
+exactly at epoch ends, when the epoch's last validation ends (then before mnistctl's run.json records the
+epoch too); it writes the epoch's train/* row to metrics.csv only after `on_train_epoch_end`. A kill in
+between left a run whose resume starts at the next epoch (or at the end of this one, with no batch left to
+run), so that epoch's row, or its history entry, was never written. `EpochRecord` puts the epoch's figures
+into such a checkpoint: `{"epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc"}`, plain numbers
+(checkpoints load with `weights_only=True`); on a resume into the run's own folder the gate
+(`resume_gate.py`) adds the row and entry if they are missing. The train figures are this process's (under
+DDP, rank 0's share, where the logged ones average the ranks).
 """
 
 from __future__ import annotations
