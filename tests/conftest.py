@@ -27,6 +27,8 @@ import torch
 from mnistctl.__main__ import main
 
 REPO = Path(__file__).resolve().parents[1]
+# For a subprocess that names a callback of tests/probes.py (--trainer.callbacks+=probes.X): merged into its env.
+PROBES_ON_PATH = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
 # A few batches of real MNIST: enough to write checkpoints and metrics, seconds to run.
 TINY = [
     "--trainer.max_epochs",

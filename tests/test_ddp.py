@@ -12,13 +12,12 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from conftest import REPO, last_metric, read_csv, run_cli, run_main
+from conftest import PROBES_ON_PATH, last_metric, read_csv, run_cli, run_main
 from mnistctl.data import MNISTDataModule
 from mnistctl.data.batches import TensorBatches
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 QUIET = ["--trainer.enable_progress_bar", "false"]
-PROBE = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
 
 
 def shard_ids(batches: TensorBatches) -> list[int]:
@@ -53,7 +52,7 @@ def test_two_process_fit_and_predict(tmp_path):
         "--test_after_fit=false",
         "--trainer.callbacks+=ddp_probe.RecordTrainIds",
         cwd=tmp_path,
-        env=PROBE,
+        env=PROBES_ON_PATH,
     )
     assert fit.returncode == 0, fit.stderr[-3000:]
     # One run folder for both processes.

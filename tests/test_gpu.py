@@ -12,19 +12,17 @@ deterministic algorithms, is issue 18 item 2's test.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SWEEP_TINY, TINY, TINY_RUN, TINY_RUN_MIN_ACC, last_metric, read_csv, run_cli
+from conftest import PROBES_ON_PATH, SWEEP_TINY, TINY, TINY_RUN, TINY_RUN_MIN_ACC, last_metric, read_csv, run_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 GPU = ["--trainer.accelerator", "gpu", "--trainer.devices", "1"]
-PROBES = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
 
 
 def run_ok(cwd: Path, *args: str, env: dict | None = None) -> str:
@@ -85,7 +83,7 @@ def test_export_of_a_gpu_checkpoint_serves_on_the_cpu(gpu_run, tmp_path):
 def test_resume_on_the_gpu_continues_the_same_run(tmp_path):
     two_epochs = [*TINY, *GPU, "--trainer.max_epochs", "2", "--test_after_fit", "false"]
     stop = ["--trainer.callbacks+=probes.InterruptAt", "--trainer.callbacks.epoch=1"]
-    interrupted = run_cli("fit", *two_epochs, *stop, cwd=tmp_path, env=PROBES)
+    interrupted = run_cli("fit", *two_epochs, *stop, cwd=tmp_path, env=PROBES_ON_PATH)
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     run_ok(tmp_path, "fit", *two_epochs, "--ckpt_path", "last")
     (run,) = (tmp_path / "runs" / "mnist").iterdir()  # the same run folder

@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
 
-from conftest import REPO, TINY, run_cli
+from conftest import PROBES_ON_PATH, TINY, run_cli
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -32,7 +31,6 @@ def test_a_gpu_fit_says_its_device_once_and_sets_tf32_on_tensor_cores(tmp_path):
     assert record["float32_matmul_precision"]["value"] == ("high" if tensor_cores else "highest")
 
 
-PROBES = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
 # Dropout and the random shift both draw from the GPU's generator: a resume must restore its state.
 RESUMABLE = [*TINY, *GPU, "--trainer.max_epochs", "3", "--data.augment_shift", "2", "--test_after_fit", "false"]
 
@@ -42,7 +40,7 @@ def resumed_and_whole(tmp_path, *extra: str) -> tuple[dict, dict]:
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
     stopped.mkdir(), whole.mkdir()
     stop = ["--trainer.callbacks+=probes.InterruptAt", "--trainer.callbacks.epoch=1"]
-    interrupted = run_cli("fit", *RESUMABLE, *extra, *stop, cwd=stopped, env=PROBES)
+    interrupted = run_cli("fit", *RESUMABLE, *extra, *stop, cwd=stopped, env=PROBES_ON_PATH)
     assert interrupted.returncode == 130, interrupted.stderr[-3000:]
     for folder, more in ((stopped, ["--ckpt_path", "last"]), (whole, [])):
         done = run_cli("fit", *RESUMABLE, *extra, *more, cwd=folder)

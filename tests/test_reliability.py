@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SWEEP_TINY, TINY, last_metric, read_csv, run_main
+from conftest import PROBES_ON_PATH, SWEEP_TINY, TINY, last_metric, read_csv, run_main
 from mnistctl.cli.checkpoints import resolve_ckpt_path
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
@@ -107,9 +107,8 @@ def test_a_kill_between_an_epochs_checkpoint_and_its_records_loses_no_row_and_no
     validation end, before run.json records the epoch); a kill between them left a resume that starts at the
     next epoch with no train row, or no history entry, for that one."""
     two_epochs = [*TINY, "--trainer.max_epochs", "2", "--test_after_fit", "false", *when]
-    tests = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     kill = "--trainer.callbacks+=probes.KillAfterEpochCheckpoint"
-    proc = start_fit(tmp_path, *two_epochs, kill, env={**os.environ, "PYTHONPATH": tests})
+    proc = start_fit(tmp_path, *two_epochs, kill, env={**os.environ, **PROBES_ON_PATH})
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, stderr
     run = tmp_path / "runs" / "mnist" / "version_0"

@@ -155,8 +155,7 @@ class ResumeGate(Callback):
         # The record of the epoch the checkpoint ended, for a metrics.csv or run.json a kill left without it.
         recovered = next((c.restored for c in trainer.callbacks if isinstance(c, EpochRecord)), None)
         for writer in self.writers:
-            rewrite = trainer.is_global_zero
-            writer.release(trainer.global_step, rewrite=rewrite, recovered=recovered)
+            writer.release(trainer.global_step, rewrite=trainer.is_global_zero, recovered=recovered)
         for logger in self.loggers:
             logger._experiment = None  # the real one is created at its first use
         _log_hyperparams(trainer)  # held back too: Lightning logs them before it restores the checkpoint
