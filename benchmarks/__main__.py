@@ -90,8 +90,7 @@ def run_bc(
     thread_flag = ["--threads", str(threads)] if threads else []
     plain = [sys.executable, "-m", "benchmarks.baselines", "plain", "--samples", str(samples)]
     plain += ["--batch-size", str(batch), "--lr", str(lr), *(["--fused"] if fused else []), *thread_flag]
-    # On the CPU, as B: on a machine with a GPU `accelerator: auto` would pick the GPU (its rows are gpu.py's).
-    fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu"]
+    fit = [*extras.mnistctl_cmd(), "fit", "--trainer.max_epochs", "1", *extras.ON_CPU]  # as B
     if samples < EPOCH:
         fit += ["--trainer.limit_train_batches", str(math.ceil(samples / batch))]
     fit += extras.threads_args(threads)

@@ -89,6 +89,7 @@ def run_recipe(samples: int, json_path: str, batch_size: int = 32, workers: int 
         return DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=shuffle)
 
     trainer = Trainer(
+        accelerator="cpu",  # a CPU row: the recipe's `auto` would take a GPU where there is one
         max_epochs=1,
         limit_train_batches=math.ceil(min(samples, TRAIN) / batch_size),
         logger=CSVLogger("recipe_runs"),

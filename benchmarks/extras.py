@@ -20,6 +20,10 @@ from mnistctl.sweep.warm_start import SWITCH_ENV as SWEEP_WARM_ENV
 
 PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
+# Every CPU measurement stays on the CPU: on a machine with a GPU `accelerator: auto` would move it there
+# under a CPU instruction set's label (the GPU's rows are gpu.py's, run with --trainer.accelerator gpu).
+ON_CPU = ["--trainer.accelerator", "cpu"]
+ON_CPU_OVERRIDE = "trainer.accelerator=cpu"  # the same for sweep jobs, which read their job.yaml
 
 
 def mnistctl_cmd() -> list[str]:
@@ -56,7 +60,7 @@ def time_to_accuracy(
         folder.mkdir(parents=True)
         probe = folder / "probe.json"
         cmd = [*mnistctl_cmd(), "fit", "--config", str(packaged_config(config)), "--seed_everything", str(seed)]
-        cmd += [*probe_args(probe), *threads_args(threads)]
+        cmd += [*ON_CPU, *probe_args(probe), *threads_args(threads)]
         result = measure(cmd, folder / "log.txt", cwd=folder, env=env, tty=True)
         result.update(seed=seed, **read_probe(probe, result["started_at"]))
         record = next((read_record(run) for run in sorted(folder.glob("runs/*/version_*"))), None) or {}
@@ -101,7 +105,7 @@ def predict(work: Path, ckpt: Path | None, threads: int | None) -> dict:
     folder = work / "predict"
     folder.mkdir(parents=True)
     probe, csv = folder / "probe.json", folder / "predictions.csv"
-    cmd = [*mnistctl_cmd(), "predict", "--ckpt_path", str(ckpt), "--predictions.path", str(csv)]
+    cmd = [*mnistctl_cmd(), "predict", "--ckpt_path", str(ckpt), "--predictions.path", str(csv), *ON_CPU]
     result = measure([*cmd, *probe_args(probe), *threads_args(threads)], folder / "log.txt", cwd=folder, tty=True)
     result.update(read_probe(probe, result["started_at"]))
     result["csv_rows"] = sum(1 for _ in csv.open()) - 1 if csv.is_file() else 0
@@ -123,7 +127,7 @@ def sweep_overhead(work: Path, train_batches: int, jobs: int = 4) -> dict:
     criteria = ",".join(["ce", "mse", "nll", "ce_smooth"][:jobs])
     seeds = max(1, -(-jobs // 4))  # more than four jobs: seeds of each criterion
     overrides = [f"criterion={criteria}", f"seed={','.join(str(i) for i in range(1, seeds + 1))}"]
-    overrides += ["trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}"]
+    overrides += ["trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}", ON_CPU_OVERRIDE]
     # The first use builds the sweep's cached config tree (seconds, it imports torch): not in either figure.
     measure([*mnistctl_cmd(), "sweep", "--dry-run", *overrides], work / "sweep_tree.log", cwd=work)
     result = _one_sweep(work, "sweep", overrides, {})

@@ -58,6 +58,7 @@ class BenchProbe(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._stamp("setup")
+        self.result["device"] = trainer.strategy.root_device.type  # "cpu" or "cuda": where the row ran
 
     # -- training ------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -90,6 +90,8 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
         assert row["peak_rss_mb"] > 100 and row["tree_rss_mb"] >= row["peak_rss_mb"], key  # torch alone is >100
         assert MIN_ACC[key] <= row["test_acc"] <= 1.0, (key, row["test_acc"])
     assert report["runs"]["C"]["batch_size"] == report["runs"]["B"]["batch_size"]
+    # CPU rows, also on a machine with a GPU (where `accelerator: auto` would take it): B has no device choice.
+    assert report["runs"]["A"]["device"] == report["runs"]["C"]["device"] == report["predict"]["device"] == "cpu"
     # B runs in the precision mnistctl chose for C, so C/B compares like with like.
     assert report["runs"]["B"]["precision"] == report["runs"]["C"]["precision"] in ("32-true", "bf16-mixed")
     # ... and steps Adam as the default config does (fused: one kernel per parameter, not a Python loop).
@@ -111,6 +113,27 @@ def test_smallest_benchmark_reports_every_field(tmp_path):
     assert predict["rc"] == 0 and predict["predict_samples"] == 10_000 and predict["csv_rows"] == 10_000
     assert predict["images_per_s"] > 0 and predict["predict_s"] < predict["wall_s"]
     assert native["time_to_99"]["note"].startswith("skipped")
+
+
+def test_every_cpu_measurement_pins_the_cpu(tmp_path, monkeypatch):
+    """Without the pin, a machine with a GPU ran fast.yaml, predict and the sweep jobs on it under a CPU label."""
+    commands: list[list[str]] = []
+
+    def recorded(cmd, log, **kwargs) -> dict:
+        commands.append([str(part) for part in cmd])
+        return {"rc": 1, "wall_s": 1.0, "started_at": 0.0}
+
+    monkeypatch.setattr(bench_extras, "measure", recorded)
+    bench_extras.time_to_accuracy(tmp_path / "fast", [0], None)
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes(b"")
+    bench_extras.predict(tmp_path, ckpt, None)
+    bench_extras.sweep_overhead(tmp_path / "sweep", train_batches=1, jobs=1)
+    subcommands = [next(part for part in cmd if part in ("fit", "predict", "sweep")) for cmd in commands]
+    assert subcommands == ["fit", "predict", "sweep", "sweep", "sweep", "sweep"]  # the first sweep: --dry-run
+    for cmd in commands:
+        pinned = "trainer.accelerator=cpu" in cmd if "sweep" in cmd else "--trainer.accelerator cpu" in " ".join(cmd)
+        assert pinned, cmd
 
 
 def test_pairs_run_in_mirrored_order():

@@ -28,6 +28,7 @@ def test_plain_python_model_trains_with_the_cli_learning_rate_curve(tmp_path):
 
     seed_everything(42)
     trainer = Trainer(
+        accelerator="cpu",  # like the CLI run (the session pins it): a GPU machine compares like with like
         max_epochs=2,
         limit_train_batches=6,
         limit_val_batches=2,
