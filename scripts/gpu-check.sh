@@ -14,7 +14,8 @@
 #   bench  python -m benchmarks.gpu: the plain loop and mnistctl side by side on the GPU (GPU_CHECK_BENCH_S, 60 s)
 # Both test steps run in parallel with pytest-xdist when it is installed (GPU_CHECK_WORKERS processes, default 8;
 # 0 for none): the tiny GPU runs share the one GPU, each in its own process.
-# Logs and the benchmark's JSON go to $GPU_CHECK_DIR (default: a new temporary folder). A summary ends the output.
+# Logs and the benchmark's JSON go to $GPU_CHECK_DIR (default: a new temporary folder). A summary ends the output,
+# naming every test that failed (also in a step stopped at its budget).
 # Exit status: 0 every step passed; 1 a step failed or timed out; 2 no CUDA GPU; 3 the Python cannot run the check.
 set -uo pipefail
 
@@ -61,8 +62,9 @@ step() {  # step NAME BUDGET_S COMMAND...: runs it with a time budget, logs to $
 }
 
 total_start=$(date +%s)
-step gpu "${GPU_CHECK_GPU_S:-200}" "$PYTHON" -m pytest -q -p no:cacheprovider "${parallel[@]}" -m gpu
-step fast "${GPU_CHECK_FAST_S:-300}" "$PYTHON" -m pytest -q -p no:cacheprovider "${parallel[@]}" \
+# -v: a line per test as it ends, so a failure is named in the log even when its step runs out of time.
+step gpu "${GPU_CHECK_GPU_S:-200}" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" -m gpu
+step fast "${GPU_CHECK_FAST_S:-300}" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" \
     -m "not slow and not slurm and not gpu"
 step bench "${GPU_CHECK_BENCH_S:-60}" "$PYTHON" -m benchmarks.gpu --json "$OUT/bench_gpu.json" --workdir "$OUT/bench"
 
@@ -74,5 +76,6 @@ for i in "${!names[@]}"; do
     [[ "${statuses[$i]}" == passed ]] || failed=1
 done
 grep -h -E '^  G-|C/B' "$OUT/bench.log" 2>/dev/null
+grep -h -o -E '(FAILED|ERROR) tests/[^ ]+' "$OUT/gpu.log" "$OUT/fast.log" 2>/dev/null | sort -u | sed 's/^/  /'
 echo "  total  $(($(date +%s) - total_start))s (budget 560s)"
 exit $failed

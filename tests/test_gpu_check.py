@@ -22,7 +22,8 @@ case "$*" in
   "-c import xdist") exit 1 ;;
   -c*) exit 0 ;;
   *"-m gpu"*) sleep "${FAKE_GPU_SLEEP:-0}"; echo "3 passed"; exit "${FAKE_GPU_RC:-0}" ;;
-  *"not gpu"*) echo "200 passed"; exit "${FAKE_FAST_RC:-0}" ;;
+  *"not gpu"*) [[ "${FAKE_FAST_RC:-0}" == 0 ]] || echo "[gw1] [ 40%] FAILED tests/test_export.py::test_x[onnx]"
+               echo "200 passed"; exit "${FAKE_FAST_RC:-0}" ;;
   *benchmarks.gpu*) echo "  G-B plain loop: exit 0, train 0.94 s"; echo "  C/B training time: 1.10x" ;;
 esac
 """
@@ -66,5 +67,6 @@ def test_a_step_over_its_budget_is_stopped_and_fails_the_check(tmp_path):
     assert done.returncode == 1
     rows = {line.split()[0]: line.split()[1] for line in done.stdout.split("summary: ", 1)[1].splitlines()[1:4]}
     assert rows == {"gpu": "timeout", "fast": "failed", "bench": "passed"}
+    assert "  FAILED tests/test_export.py::test_x[onnx]" in done.stdout.splitlines()  # named, not only counted
     gpu_seconds = int(done.stdout.split("summary: ", 1)[1].splitlines()[1].split()[-1].rstrip("s"))
     assert gpu_seconds < 10  # stopped at its budget, not after the 30 s it wanted
