@@ -76,10 +76,11 @@ def confusion_matrix_png(matrix: torch.Tensor, path: str | Path, title: str = ""
     matrix = matrix.cpu()
     rates = matrix / matrix.sum(1, keepdim=True).clamp(min=1)
     n = matrix.shape[0]
-    fig = Figure(figsize=(5.6, 5), layout="constrained")
-    ax = fig.subplots()
+    # Axes placed by hand: constrained layout took about 0.1 s of the 0.2 s this picture costs.
+    fig = Figure(figsize=(5.6, 5))
+    ax = fig.add_axes((0.1, 0.09, 0.72, 0.84))
     image = ax.imshow(rates.numpy(), cmap="Blues", norm=PowerNorm(0.3, vmin=0, vmax=1))
-    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
+    fig.colorbar(image, cax=fig.add_axes((0.85, 0.17, 0.03, 0.68)), label="share of the true class")
     for i in range(n):
         for j in range(n):
             count = int(matrix[i, j])
@@ -102,21 +103,30 @@ def misclassified_png(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """A grid of digits (K, 28, 28), any scale, each titled `true -> predicted (probability)` and its id."""
+    """A grid of digits (K, 28, 28), any scale, each titled `true -> predicted (probability)` and its id.
+
+    One image of all the digits in one Axes, each scaled to its own range: a subplot per digit under
+    constrained layout drew the same picture in 0.4-0.5 s instead of about 0.05 s, at the end of every test."""
     from matplotlib.figure import Figure
 
     k = len(images)
-    cols = max(1, min(5, k))
+    cols = min(5, k) or 3  # no digits: room for the line that says so
     rows = max(1, math.ceil(k / cols))
-    fig = Figure(figsize=(1.3 * cols + 0.2, 1.45 * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).flatten()
-    for ax in axes:
-        ax.axis("off")
+    size, gap, head = images.shape[-1] if k else 28, 3, 10  # canvas pixels: a digit, between digits, its title
+    canvas = torch.full((rows * (head + size + gap), cols * (size + gap)), float("nan"))  # NaN: left blank
+    width, height = 1.3 * cols + 0.2, 1.45 * rows + 0.5
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.45 / height))  # the top 0.45 in for the figure's title
+    ax.axis("off")
     rows_of_text = zip(labels.tolist(), preds.tolist(), confidence.tolist(), ids.tolist(), strict=True)
-    for ax, img, (y, p, c, i) in zip(axes, images.cpu(), rows_of_text, strict=False):  # axes may outnumber digits
-        ax.imshow(img.float().numpy(), cmap="gray_r")  # dark ink on white: easier to read on a page
-        ax.set_title(f"{y} → {p} ({c:.2f})\n#{i}", fontsize=8, color="firebrick")
+    for n, (img, (y, p, c, i)) in enumerate(zip(images.cpu().float(), rows_of_text, strict=True)):
+        top, left = (n // cols) * (head + size + gap) + head, (n % cols) * (size + gap)
+        low, high = float(img.min()), float(img.max())
+        canvas[top : top + size, left : left + size] = (img - low) / max(high - low, 1e-8)
+        ax.text(left + size / 2, top - 1, f"{y} → {p} ({c:.2f})\n#{i}", ha="center", va="bottom", fontsize=8,
+                color="firebrick")  # fmt: skip
+    ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")  # dark ink on white
     if k == 0:
-        axes[0].text(0.5, 0.5, "no misclassified digits", ha="center", va="center")
+        ax.text(0.5, 0.5, "no misclassified digits", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title or "most confident mistakes: true → predicted (probability), test id", fontsize=9)
     return _save(fig, path)
