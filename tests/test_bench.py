@@ -136,6 +136,24 @@ def test_every_cpu_measurement_pins_the_cpu(tmp_path, monkeypatch):
         assert pinned, cmd
 
 
+def test_the_plain_loops_start_without_lightning():
+    """B's and G-B's start-up once included importing Lightning and jsonargparse (mnistctl.data's __init__ pulled
+    in the DataModule; the precision check jsonargparse): the plain script's start-up C is compared with."""
+    code = """import sys
+from benchmarks import baselines, gpu
+from mnistctl.cli.precision import native_bf16
+from mnistctl.cpu_tuning import tune_process
+from mnistctl.data.mnist_files import load_split, prepare_root
+from mnistctl.network import CNN
+native_bf16()
+heavy = ("pytorch_lightning", "lightning_fabric", "torchmetrics", "jsonargparse", "hydra")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_pairs_run_in_mirrored_order():
     """A drift in the machine's speed must fall on B and C alike: B C, then C B (not B C B C)."""
     assert bench_pairs.run_order(1) == ["B", "C"]

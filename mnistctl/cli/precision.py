@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsonargparse import Namespace
+if TYPE_CHECKING:  # annotations only: the benchmark's plain loop asks native_bf16() without jsonargparse
+    from jsonargparse import Namespace
 
 log = logging.getLogger(__name__)
 
