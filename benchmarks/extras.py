@@ -22,7 +22,7 @@ PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
 # Every CPU measurement stays on the CPU: on a machine with a GPU `accelerator: auto` would move it there
 # under a CPU instruction set's label (the GPU's rows are gpu.py's, run with --trainer.accelerator gpu).
-ON_CPU = ["--trainer.accelerator", "cpu"]
+ON_CPU = ("--trainer.accelerator", "cpu")
 ON_CPU_OVERRIDE = "trainer.accelerator=cpu"  # the same for sweep jobs, which read their job.yaml
 
 

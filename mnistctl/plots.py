@@ -123,8 +123,8 @@ def misclassified_png(
         top, left = (n // cols) * (head + size + gap) + head, (n % cols) * (size + gap)
         low, high = float(img.min()), float(img.max())
         canvas[top : top + size, left : left + size] = (img - low) / max(high - low, 1e-8)
-        ax.text(left + size / 2, top - 1, f"{y} → {p} ({c:.2f})\n#{i}", ha="center", va="bottom", fontsize=8,
-                color="firebrick")  # fmt: skip
+        title = f"{y} → {p} ({c:.2f})\n#{i}"
+        ax.text(left + size / 2, top - 1, title, ha="center", va="bottom", fontsize=8, color="firebrick")
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")  # dark ink on white
     if k == 0:
         ax.text(0.5, 0.5, "no misclassified digits", ha="center", va="center", transform=ax.transAxes)
