@@ -110,6 +110,12 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def plain_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows `idx` cut as mnistctl's TensorBatches cuts them (index_select) and normalised as its DataModule
+    does: B's batches, and step_phases' plain step's."""
+    return _normalise(images.index_select(0, idx)), labels.index_select(0, idx)
+
+
 def run_plain(
     samples: int, json_path: str, batch_size: int = 128, lr: float = 0.003, fused: bool = False, seed: int = 42
 ) -> None:
@@ -135,8 +141,9 @@ def run_plain(
     shuffled = torch.randperm(len(images))
     for step in range(steps):
         idx = shuffled[step * batch_size : (step + 1) * batch_size]
-        with autocast:  # batches cut as mnistctl's TensorBatches cuts them
-            loss = F.cross_entropy(net(_normalise(images.index_select(0, idx))), labels.index_select(0, idx))
+        with autocast:
+            x, y = plain_batch(images, labels, idx)
+            loss = F.cross_entropy(net(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
