@@ -28,8 +28,8 @@ print(type(sys.modules["scipy.signal"]).__name__, "scipy.stats" in sys.modules)
 
 def test_scipy_signal_works_once_used():
     """After the stand-in, scipy.signal must be the real module to every way of reaching it: a name read from
-    the stand-in, `from scipy.signal import ...`, a submodule import, the package's attribute, and
-    torchmetrics' `hamming` alias."""
+    the stand-in, `dir()`, `from scipy.signal import ...`, a submodule import, the package's attribute,
+    and torchmetrics' `hamming` alias."""
     code = """import sys
 import numpy as np
 import mnistctl.cli, torchmetrics
@@ -37,6 +37,7 @@ import scipy.signal
 stand_in = scipy.signal
 assert hasattr(scipy.signal, "hamming") and type(sys.modules["scipy.signal"]).__name__ == "DeferredModule"
 assert np.allclose(scipy.signal.hamming(5), [0.08, 0.54, 1.0, 0.54, 0.08]), "alias"
+assert "butter" in dir(stand_in), "dir() of the stand-in"
 from scipy.signal import butter
 b, a = butter(2, 0.5)
 from scipy.signal.windows import hann

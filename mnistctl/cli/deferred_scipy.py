@@ -19,9 +19,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 
 NAME = "scipy.signal"
+SWAP = threading.RLock()  # re-entrant: the real module's own import may read through the stand-in
 
 
 class DeferredModule(types.ModuleType):
@@ -30,16 +32,19 @@ class DeferredModule(types.ModuleType):
     def __getattr__(self, name: str):  # called only for names not in the stand-in's own __dict__
         return getattr(real_module(), name)
 
+    def __dir__(self) -> list[str]:  # what completion and help() list: the real module's names
+        return dir(real_module())
+
 
 def real_module() -> types.ModuleType:
     """The real `scipy.signal`, imported now if only the stand-in is there."""
-    module = sys.modules.get(NAME)
-    if isinstance(module, DeferredModule):
-        del sys.modules[NAME]  # so that the import below runs scipy/signal/__init__.py
-        module = importlib.import_module(NAME)  # also sets scipy.signal on the package
-        if not hasattr(module, "hamming"):  # what torchmetrics adds, for whoever relies on it
-            module.hamming = module.windows.hamming
-    return module
+    with SWAP:  # one thread swaps; another waits, then finds the real module (or its import under way)
+        if isinstance(sys.modules.get(NAME), DeferredModule):
+            del sys.modules[NAME]  # so that the import below runs scipy/signal/__init__.py
+            module = importlib.import_module(NAME)  # also sets scipy.signal on the package
+            if not hasattr(module, "hamming"):  # what torchmetrics adds, for whoever relies on it
+                module.hamming = module.windows.hamming
+    return importlib.import_module(NAME)
 
 
 def hamming(*args, **kwargs):
