@@ -5,6 +5,8 @@ mnistctl fit --trainer.callbacks+=probes.RecordEpochIds --trainer.callbacks.fold
 
 from __future__ import annotations
 
+import gc
+import json
 import time
 from pathlib import Path
 
@@ -129,3 +131,17 @@ class KillAfterEpochCheckpoint(Checkpoint):
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class GCState(Callback):
+    """Writes the garbage collector's state when training starts to `path` (JSON: enabled, frozen objects).
+
+    Args:
+        path: the JSON file.
+    """
+
+    def __init__(self, path: str = "gc_state.json") -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.path.write_text(json.dumps({"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))

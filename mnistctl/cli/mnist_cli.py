@@ -31,7 +31,7 @@ from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
 from torch.optim import Optimizer
 
-from mnistctl import layout
+from mnistctl import layout, startup_gc
 from mnistctl.cli import run_folders
 from mnistctl.cli.checkpoint_io import AtomicCheckpointIO
 from mnistctl.cli.checkpoint_trust import check_state_dict, trusted_data_hparams, trusted_model_hparams
@@ -349,6 +349,7 @@ class MnistCLI(LightningCLI):
         self.model.steps_done = self.steps_done
 
     def _run_subcommand(self, subcommand: str) -> None:
+        startup_gc.resume()  # start-up's objects frozen, the collector on for what the Trainer does
         try:
             super()._run_subcommand(subcommand)
         except BaseException as err:
