@@ -67,3 +67,21 @@ def test_training_runs_with_the_collector_on_and_start_up_frozen(tmp_path):
     at_train_start = json.loads((tmp_path / "gc_state.json").read_text())
     assert at_train_start["enabled"] is True and at_train_start["frozen"] > 100_000, at_train_start
     assert fit["enabled"] and fit["frozen"] == 0, fit
+
+
+def test_what_the_caller_froze_stays_frozen(tmp_path):
+    """The sweep's warm server freezes its objects before forking each job, so that they stay shared with the
+    job; the job's command must not unfreeze them (the collector would then write to every shared page)."""
+    code = """import gc
+from mnistctl.__main__ import main
+gc.freeze()
+frozen = gc.get_freeze_count()
+try:
+    main(["fit", "--print_config"])
+except SystemExit:
+    pass
+print(frozen > 0 and gc.get_freeze_count() >= frozen, gc.isenabled())
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True True"
