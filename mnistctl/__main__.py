@@ -65,11 +65,11 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv[0] in ROUTED:  # not Trainer methods: each module's main(argv) parses its own arguments
             return importlib.import_module(ROUTED[argv[0]]).main(argv[1:])
-        startup_gc.pause()  # until the classes are built (MnistCLI resumes it): 0.5 s of start-up
-        from mnistctl.cli.mnist_cli import run_cli
+        with startup_gc.paused():  # until the classes are built (MnistCLI resumes it): 0.5 s of start-up
+            from mnistctl.cli.mnist_cli import run_cli
 
-        configure_logging(quiet)  # after importing Lightning, which resets its loggers' level on import
-        cli = run_cli(argv)
+            configure_logging(quiet)  # after importing Lightning, which resets its loggers' level on import
+            cli = run_cli(argv)
     except UsageError as err:
         if os.environ.get("JSONARGPARSE_DEBUG"):
             raise
@@ -84,8 +84,6 @@ def main(args: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"mnistctl: error: {type(err).__name__}: {err} (run again with --debug for the traceback)\n")
         return 1
-    finally:
-        startup_gc.restore()
     # Some images given to predict were unreadable: the CSV holds the rest, <csv stem>.skipped.txt names them.
     return SKIPPED_FILES_EXIT_CODE if getattr(getattr(cli, "datamodule", None), "predict_skipped", None) else 0
 
