@@ -141,6 +141,21 @@ def run_cli(
     )
 
 
+def run_python(code: str, *args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 300) -> str:
+    """stdout of `python -c CODE ARGS` in a fresh interpreter (none of the tests' imports loaded), which must
+    exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -16,7 +16,7 @@ from benchmarks import pairs as bench_pairs
 from benchmarks import step_phases
 from benchmarks.proc import measure
 from benchmarks.table import print_report
-from conftest import REPO, TINY, last_metric, run_cli
+from conftest import REPO, TINY, last_metric, run_cli, run_python
 from mnistctl.optimization import RECIPE_OPTIMIZER as OPTIMIZER
 
 # What --samples 1024 reaches (test accuracy on the 10,000 test images), every row seeded, on an AMX Xeon:
@@ -149,9 +149,7 @@ native_bf16()
 heavy = ("pytorch_lightning", "lightning_fabric", "torchmetrics", "jsonargparse", "hydra")
 print(sorted(m for m in heavy if m in sys.modules))
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "[]"
+    assert run_python(code).strip() == "[]"
 
 
 def test_pairs_run_in_mirrored_order():

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_fresh(code: str) -> str:
-    """stdout of `code` in a new interpreter, where no earlier test has imported anything."""
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip()
+from conftest import run_python
 
 
 def test_the_cli_imports_lightning_without_scipy_signal():
@@ -23,7 +12,7 @@ def test_the_cli_imports_lightning_without_scipy_signal():
 import mnistctl.cli.mnist_cli, torchmetrics
 print(type(sys.modules["scipy.signal"]).__name__, "scipy.stats" in sys.modules)
 """
-    assert run_fresh(code) == "DeferredModule False"
+    assert run_python(code).strip() == "DeferredModule False"
 
 
 def test_scipy_signal_works_once_used():
@@ -47,7 +36,7 @@ assert scipy.signal is real and sys.modules["scipy"].signal is real
 assert stand_in.lfilter is real.lfilter and real.hamming is real.windows.hamming
 print(len(b), round(float(hann(3)[1]), 3))
 """
-    assert run_fresh(code) == "3 1.0"
+    assert run_python(code).strip() == "3 1.0"
 
 
 def test_a_submodule_import_first_loads_the_real_package():
@@ -57,4 +46,4 @@ import mnistctl.cli
 import scipy.signal.windows
 print(type(sys.modules["scipy.signal"]).__name__, callable(sys.modules["scipy.signal"].firwin))
 """
-    assert run_fresh(code) == "module True"
+    assert run_python(code).strip() == "module True"

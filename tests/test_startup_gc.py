@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from conftest import PROBES_ON_PATH, REPO, TINY
+from conftest import PROBES_ON_PATH, TINY, run_python
 
 # Runs in a fresh interpreter (what a command's start-up imports must not be imported already): counts the
 # collections during each main() call and prints them, with the collector's state after each call.
@@ -31,17 +28,9 @@ print(json.dumps(runs))
 """
 
 
-def watch(*commands: list[str], cwd=REPO) -> list[dict]:
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH, json.dumps(commands)],
-        cwd=cwd,
-        env={**os.environ, **PROBES_ON_PATH},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def watch(*commands: list[str], cwd) -> list[dict]:
+    out = run_python(WATCH, json.dumps(commands), cwd=cwd, env=PROBES_ON_PATH)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_start_up_collects_nothing_and_leaves_the_collector_as_it_was(tmp_path):
@@ -82,6 +71,4 @@ except SystemExit:
     pass
 print(frozen > 0 and gc.get_freeze_count() >= frozen, gc.isenabled())
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "True True"
+    assert run_python(code, cwd=tmp_path).strip().splitlines()[-1] == "True True"
