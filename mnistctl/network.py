@@ -8,9 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mnistctl.dropout import FastDropout
+
 
 class CNN(nn.Module):
     """Three 5x5 convolutions, two max-pools with dropout, one linear layer; Kaiming-initialised.
+
+    Dropout is `mnistctl.dropout.FastDropout`: torch's semantics, a cheaper mask on CPU.
 
     Args:
         num_classes: output logits.
@@ -19,17 +23,20 @@ class CNN(nn.Module):
 
     def __init__(self, num_classes: int = 10, dropout_ratio: float = 0.25) -> None:
         super().__init__()
+        # The recipe's conv-ReLU-pool, run as conv-pool-ReLU: ReLU and max-pooling commute exactly (ReLU keeps
+        # order), so every output is bit for bit the same and ReLU sees a quarter of the values. Module indices
+        # are those of the recipe's order (convolutions at 0, 2, 6), so checkpoints saved before load unchanged.
         self.features = nn.Sequential(
             nn.Conv2d(1, 16, kernel_size=5),  # (B, 1, 28, 28) -> (B, 16, 24, 24)
             nn.ReLU(),
             nn.Conv2d(16, 32, kernel_size=5),  # -> (B, 32, 20, 20)
-            nn.ReLU(),
             nn.MaxPool2d(2),  # -> (B, 32, 10, 10)
-            nn.Dropout(dropout_ratio),
-            nn.Conv2d(32, 64, kernel_size=5),  # -> (B, 64, 6, 6)
             nn.ReLU(),
+            FastDropout(dropout_ratio),
+            nn.Conv2d(32, 64, kernel_size=5),  # -> (B, 64, 6, 6)
             nn.MaxPool2d(2),  # -> (B, 64, 3, 3)
-            nn.Dropout(dropout_ratio),
+            nn.ReLU(),
+            FastDropout(dropout_ratio),
         )
         self.classifier = nn.Linear(64 * 3 * 3, num_classes)  # (B, 576) -> (B, 10)
         for module in self.modules():
