@@ -67,8 +67,12 @@ def test_network_computes_the_recipe_order_bit_for_bit(bf16):
     torch.manual_seed(3)
     net = CNN().eval()
     x = torch.randn(32, 1, 28, 28)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        assert torch.equal(net(x), recipe_forward(net, x))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        ours, recipes = net(x), recipe_forward(net, x)
+    assert torch.equal(ours, recipes)
+    # The gradients too: where a pooling window's maximum is not positive, both orders send it nothing.
+    grads = [torch.autograd.grad(out.square().sum(), list(net.parameters())) for out in (ours, recipes)]
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
 
 
 def test_network_keeps_the_parameter_names_of_earlier_checkpoints():
