@@ -13,7 +13,8 @@ from mnistctl.network import CNN
 @pytest.mark.parametrize("p", [0.25, 0.5, 0.1])
 def test_dropout_keeps_one_minus_p_in_every_position(p):
     # Catches a mask read off random_()'s 31 bits as two 16-bit halves without cutting both to 15 bits: the upper
-    # halves are never negative, so odd positions would be kept more (0.875 and 0.75 at p = 0.25).
+    # halves are never negative, so even and odd positions would be kept at different rates (0.875 and 0.75 at
+    # p = 0.25).
     torch.manual_seed(0)
     x = torch.ones(16, 8, 100, 100)
     y = FastDropout(p)(x).flatten()
