@@ -9,7 +9,7 @@ integers from torch's generator (so `seed_everything`, checkpointed RNG states a
 as before), each read as two 16-bit halves, and an element is kept when its half's low 15 bits fall
 under a threshold: the keep probability is `1 - p` rounded to a multiple of 1/32768 (exact for p = 0.25
 or 0.5; at most 1.5e-5 off otherwise). Kept elements are scaled by 1 / (1 - p), as torch does; the
-backward pass multiplies by the same scaled mask.
+gradient is multiplied by the same scaled mask.
 
 Only on CPU and in training: elsewhere (CUDA's dropout is one fused kernel), in eval, for p of 0 or 1
 and in place, it is `nn.Dropout` itself. Exports see `nn.Dropout` (eval mode: the identity).
@@ -21,20 +21,6 @@ import torch
 from torch import nn
 
 FIELD = 1 << 15  # values of one 15-bit field: the keep probability's resolution
-
-
-class _ScaleByMask(torch.autograd.Function):
-    """x * scale, where scale holds 0 or 1 / (1 - p) per element; the gradient is multiplied by the same."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(scale)
-        return x * scale
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (scale,) = ctx.saved_tensors
-        return grad * scale, None
 
 
 def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -56,5 +42,5 @@ class FastDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.inplace or not 0.0 < self.p < 1.0 or x.device.type != "cpu":
             return super().forward(x)
-        scale = keep_mask(x, self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
-        return _ScaleByMask.apply(x, scale)
+        # No gradient flows into the scale, so autograd's product rule multiplies x's gradient by the same mask.
+        return x * keep_mask(x, self.p).to(x.dtype).mul_(1.0 / (1.0 - self.p))
