@@ -224,6 +224,25 @@ def test_step_phases_split_a_real_step_and_time_a_plain_one_beside_it(tmp_path):
     assert report["C_minus_B_ms"] == pytest.approx(report["C"]["step_ms"] - report["B"]["step_ms"])
 
 
+def test_lightning_floor_times_both_loops_step_by_step(tmp_path):
+    """The fixed per-step cost the README quotes: both loops run every step, each timed after its warm-up."""
+    out = tmp_path / "floor.json"
+    printed = run_python("from benchmarks.lightning_floor import main; main()", "--steps", "200", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert report["steps_timed"] == {"lightning": 179, "plain": 179}  # 200 steps, the first 20 untimed
+    # At batch 1 Lightning's loop costs about as much again as the whole plain step: never less.
+    assert 0 < report["plain_us"] < report["lightning_us"], report
+    assert report["lightning_minus_plain_us"] == pytest.approx(report["lightning_us"] - report["plain_us"])
+    assert f"Lightning's loop {report['lightning_minus_plain_us']:.0f} us more" in printed
+
+
+def test_lightning_floor_refuses_too_few_steps():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lightning_floor", "--steps", "5"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "--steps must be at least 20" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("flags", "label"),
     [({"avx2", "avx512f", "amx_bf16"}, "AVX512-BF16"), ({"avx2", "avx512f"}, "AVX512"), ({"avx2"}, "AVX2")],
