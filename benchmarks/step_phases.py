@@ -11,7 +11,8 @@ Lightning's hooks: `pre` (hooks and optimizer wrappers before `training_step`), 
 backward), `step` (the optimizer step and what Lightning does up to `on_train_batch_end`) and `post`
 (everything until the next `on_train_batch_start`: schedules, loggers, fetching, moving and normalising
 the next batch, minus the plain step run in between). The plain step's `forward` includes slicing and
-normalising its batch. Medians in ms, after the first `skip` steps, printed and written as JSON.
+normalising its batch. Medians in ms per phase, and each step's mean, after the first `skip` steps, printed
+and written as JSON.
 """
 
 from __future__ import annotations
@@ -113,8 +114,11 @@ class StepPhases(Callback):
         report = {"steps": len(self.c["step"]), "precision": str(trainer.precision)}
         for key, phases in (("C", self.c), ("B", self.b)):
             medians = {name: 1000 * statistics.median(v) for name, v in phases.items() if v}
-            report[key] = {"phases_ms": medians, "step_ms": sum(medians.values())}
+            # Medians are steady from run to run; means count the slow steps too (what an epoch's time adds up).
+            mean_ms = sum(1000 * statistics.fmean(v) for v in phases.values() if v)
+            report[key] = {"phases_ms": medians, "step_ms": sum(medians.values()), "step_mean_ms": mean_ms}
         if report["steps"]:
             report["C_minus_B_ms"] = report["C"]["step_ms"] - report["B"]["step_ms"]
+            report["C_minus_B_mean_ms"] = report["C"]["step_mean_ms"] - report["B"]["step_mean_ms"]
             print(f"step phases: {json.dumps(report)}", flush=True)
             self.path.write_text(json.dumps(report, indent=2) + "\n")

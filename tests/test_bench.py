@@ -222,6 +222,9 @@ def test_step_phases_split_a_real_step_and_time_a_plain_one_beside_it(tmp_path):
         phases = report[side]["phases_ms"]
         assert phases["forward"] + phases["backward"] > 0.5 * report[side]["step_ms"], (side, phases)
     assert report["C_minus_B_ms"] == pytest.approx(report["C"]["step_ms"] - report["B"]["step_ms"])
+    for side in "BC":  # in ms like the medians (slow steps raise a mean, nothing lowers it far below the median)
+        assert report[side]["step_mean_ms"] >= 0.5 * report[side]["step_ms"], (side, report[side])
+    assert report["C_minus_B_mean_ms"] == pytest.approx(report["C"]["step_mean_ms"] - report["B"]["step_mean_ms"])
 
 
 def test_lightning_floor_times_both_loops_step_by_step(tmp_path):
