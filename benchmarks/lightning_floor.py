@@ -27,6 +27,7 @@ from mnistctl.cli.precision import native_bf16
 from mnistctl.cpu_tuning import tune_process
 
 PIXELS, CLASSES, LR = 28 * 28, 10, 0.003
+MIN_STEPS, MAX_STEPS = 20, 50_000
 
 
 class OneLayer(nn.Module):
@@ -114,11 +115,12 @@ def measure(steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lightning_floor", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=3000, help="training steps of each loop (the first 10%% untimed)")
+    help_steps = "training steps of each loop, 20 to 50,000 (within one epoch); the first 10%% untimed"
+    parser.add_argument("--steps", type=int, default=3000, help=help_steps)
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.steps < 20:
-        parser.error("--steps must be at least 20")
+    if not MIN_STEPS <= args.steps <= MAX_STEPS:  # enough to time after a warm-up; within one epoch
+        parser.error(f"--steps must be from {MIN_STEPS} to {MAX_STEPS}, got {args.steps}")
     report = measure(args.steps)
     print(
         f"per step ({report['precision']}, one linear layer, batch 1, means):"
