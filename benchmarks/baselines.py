@@ -116,6 +116,20 @@ def plain_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -
     return _normalise(images.index_select(0, idx)), labels.index_select(0, idx)
 
 
+def plain_step(
+    net, optimizer, schedule, autocast, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor
+) -> None:
+    """One step of the plain loop on the rows `idx`: batch and loss under `autocast` (a torch.autocast, reused
+    from step to step), backward, optimizer step, schedule step."""
+    with autocast:
+        x, y = plain_batch(images, labels, idx)
+        loss = F.cross_entropy(net(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+
+
 def run_plain(
     samples: int, json_path: str, batch_size: int = 128, lr: float = 0.003, fused: bool = False, seed: int = 42
 ) -> None:
@@ -140,14 +154,9 @@ def run_plain(
     start, start_cpu = time.perf_counter(), time.process_time()
     shuffled = torch.randperm(len(images))
     for step in range(steps):
-        idx = shuffled[step * batch_size : (step + 1) * batch_size]
-        with autocast:
-            x, y = plain_batch(images, labels, idx)
-            loss = F.cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        plain_step(
+            net, optimizer, schedule, autocast, images, labels, shuffled[step * batch_size : (step + 1) * batch_size]
+        )
     train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - start_cpu
     stamps["train_end"] = time.time()
 

@@ -19,10 +19,9 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.baselines import plain_batch
+from benchmarks.baselines import plain_step
 from mnistctl.cli.precision import native_bf16
 from mnistctl.cpu_tuning import tune_process
 
@@ -82,15 +81,10 @@ def plain_steps(images: torch.Tensor, labels: torch.Tensor, steps: int, bf16: bo
     net = OneLayer()
     optimizer = torch.optim.Adam(net.parameters(), lr=LR, fused=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LR, total_steps=steps, pct_start=0.25)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     order, stamps = torch.randperm(len(images)), []
     for step in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            x, y = plain_batch(images, labels, order[step : step + 1])
-            loss = F.cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+        plain_step(net, optimizer, schedule, autocast, images, labels, order[step : step + 1])
         stamps.append(time.perf_counter())
     return _per_step_us(stamps, warmup)
 
@@ -99,13 +93,13 @@ def measure(steps: int) -> dict:
     tune_process()
     torch.manual_seed(0)
     bf16 = native_bf16() is not None
-    warmup = steps // 10
-    lightning, (images, labels) = lightning_steps(steps, "bf16-mixed" if bf16 else "32-true", warmup)
+    precision, warmup = "bf16-mixed" if bf16 else "32-true", steps // 10
+    lightning, (images, labels) = lightning_steps(steps, precision, warmup)
     plain = plain_steps(images, labels, steps, bf16, warmup)
     c, b = statistics.fmean(lightning), statistics.fmean(plain)
     return {
         "steps_timed": {"lightning": len(lightning), "plain": len(plain)},
-        "precision": "bf16-mixed" if bf16 else "32-true",
+        "precision": precision,
         "lightning_us": c,
         "plain_us": b,
         "lightning_minus_plain_us": c - b,
