@@ -8,7 +8,9 @@ the same 55,000 images, each in its own process:
   G-B  the plain loop: the split moved to the GPU once, batches cut and normalised there, channels_last,
        Adam + OneCycleLR; training timed after CUDA initialisation, between torch.cuda.synchronize() calls;
   G-C  `mnistctl fit --config configs/gpu.yaml --trainer.accelerator gpu`, training timed by BenchProbe.
-It prints the GPU's name, both rows and C/B (training seconds). Without CUDA it says so and measures nothing.
+It prints the GPU's name, both rows and C/B (training seconds); then `mnistctl test` and `mnistctl predict`
+on G-C's best checkpoint, each beside the plain script that does the same (benchmarks.plain_eval), with the
+difference of their walls. Without CUDA it says so and measures nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 from benchmarks import extras
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
+from mnistctl.layout import read_record
 
 TRAIN, VAL, SPLIT_SEED, MEAN, STD = 55_000, 5_000, 42, 0.1307, 0.3081
 
@@ -125,7 +128,52 @@ def run(work: Path) -> dict:
         report["runs"][key] = {"what": what, **row, **extras.read_probe(probe, row["started_at"])}
     b, c = (report["runs"][k].get("train_s") for k in ("G-B", "G-C"))
     report["C/B_train"] = c / b if b and c else None
+    best = best_checkpoint(work / "G-C")
+    report["evaluation"] = evaluation(work, best, "gpu") if best else {"note": "no best checkpoint from G-C"}
     return report
+
+
+def best_checkpoint(folder: Path) -> Path | None:
+    """The best checkpoint of the one fit run in `folder`, as its run.json names it."""
+    for run in sorted(folder.glob("runs/*/version_*")):
+        best = (read_record(run) or {}).get("checkpoints", {}).get("best")
+        if best and (run / best).is_file():
+            return run / best
+    return None
+
+
+def evaluation(work: Path, ckpt: Path, accelerator: str) -> dict:
+    """`mnistctl test` and `mnistctl predict` on `ckpt`, each beside the plain script that does the same
+    (benchmarks.plain_eval), one process each, on the same device and in batches of gpu.yaml's size.
+    Item 18.4 compares their walls: mnistctl's within 2 s of the plain script's."""
+    device = {"gpu": "cuda", "cpu": "cpu"}[accelerator]
+    batch = str(yaml.safe_load(packaged_config("gpu.yaml").read_text())["data"]["eval_batch_size"])
+    flags = ["--trainer.accelerator", accelerator, "--trainer.devices", "1", "--data.eval_batch_size", batch]
+    flags += ["--trainer.precision", "32-true", "--trainer.enable_progress_bar", "false"]
+    out: dict = {"batch_size": int(batch)}
+    for what in ("test", "predict"):
+        folder = work / what
+        folder.mkdir(parents=True)
+        csv = ["--csv", str(folder / "plain.csv")] if what == "predict" else []
+        plain = [sys.executable, "-m", "benchmarks.plain_eval", what, str(ckpt), "--device", device]
+        plain += ["--batch_size", batch, *csv, "--json", str(folder / "plain.json")]
+        ours = [
+            *extras.mnistctl_cmd(),
+            what,
+            "--ckpt_path",
+            str(ckpt),
+            *flags,
+            *extras.probe_args(folder / "probe.json"),
+        ]
+        if what == "predict":
+            ours += ["--predictions.path", str(folder / "mnistctl.csv")]
+        rows = {}
+        for side, cmd, result in (("plain", plain, "plain.json"), ("mnistctl", ours, "probe.json")):
+            row = measure(cmd, folder / f"{side}.log", cwd=folder)
+            rows[side] = {**row, **extras.read_probe(folder / result, row["started_at"])}
+        rows["wall_gap_s"] = rows["mnistctl"]["wall_s"] - rows["plain"]["wall_s"]
+        out[what] = rows
+    return out
 
 
 def lines(report: dict) -> list[str]:
@@ -143,6 +191,28 @@ def lines(report: dict) -> list[str]:
         )
     ratio = report.get("C/B_train")
     out.append(f"  C/B training time: {'-' if ratio is None else f'{ratio:.2f}x'}")
+    return out + evaluation_lines(report.get("evaluation", {}))
+
+
+def evaluation_lines(evaluation: dict) -> list[str]:
+    """`  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.3 s (exit 0): +1.2 s wall; ...`."""
+    if "note" in evaluation:
+        return [f"  test/predict: {evaluation['note']}"]
+    out = []
+    for what in ("test", "predict"):
+        if what not in evaluation:
+            continue
+        plain, ours = evaluation[what]["plain"], evaluation[what]["mnistctl"]
+        line = (
+            f"  {what}, batch {evaluation['batch_size']}: plain script {plain['wall_s']:.1f} s (exit {plain['rc']}), "
+        )
+        line += (
+            f"mnistctl {what} {ours['wall_s']:.1f} s (exit {ours['rc']}): {evaluation[what]['wall_gap_s']:+.1f} s wall"
+        )
+        if what == "test":
+            accs = [row.get("test_acc") for row in (plain, ours)]
+            line += ", test acc " + " / ".join("-" if a is None else f"{100 * a:.2f}%" for a in accs)
+        out.append(line)
     return out
 
 
@@ -162,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("\n".join(lines(report)) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    failed = any(row["rc"] for row in report.get("runs", {}).values())
+    evaluated = [row for what in ("test", "predict") for row in report.get("evaluation", {}).get(what, {}).values()]
+    failed = any(row["rc"] for row in [*report.get("runs", {}).values(), *evaluated] if isinstance(row, dict))
     return 1 if failed else 0
 
 

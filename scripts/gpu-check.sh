@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 18): the `gpu` test tier, the fast tier and the GPU benchmark rows, in under 10 minutes.
+# The GPU check (issue 18): the `gpu` test tier, the fast tier and the GPU benchmark rows, in under 11 minutes.
 #
 #   scripts/gpu-check.sh                                       # or: make gpu-check (uses .venv/bin/python)
 #   PYTHON=python3 PYTHONPATH=/tmp/site scripts/gpu-check.sh   # torch preinstalled, the rest from carried wheels
@@ -7,11 +7,13 @@
 # For a machine with a CUDA GPU and no network: it installs nothing. Its Python must import torch,
 # pytorch_lightning, jsonargparse, hydra, pytest and this checkout's mnistctl with its configs
 # (`pip install -e .`, or the wheels listed in ../shared/NOTES.md, "A GPU machine"); it checks that first.
-# Steps, each with a time budget so that the whole check ends within 10 minutes (a step over its budget is
-# stopped and reported as `timeout`):
+# Steps, each with a time budget (a step over its budget is stopped and reported as `timeout`):
 #   gpu    pytest -m gpu                                   (GPU_CHECK_GPU_S, default 200 s; 141 s on an H200 with 8 workers)
 #   fast   pytest -m "not slow and not slurm and not gpu"  (GPU_CHECK_FAST_S, default 300 s)
-#   bench  python -m benchmarks.gpu: the plain loop and mnistctl side by side on the GPU (GPU_CHECK_BENCH_S, 60 s)
+#   bench  python -m benchmarks.gpu: the plain loop and mnistctl side by side on the GPU, then `mnistctl test`
+#          and `predict` beside plain scripts that do the same (GPU_CHECK_BENCH_S, default 150 s)
+# GPU_CHECK_STEPS chooses and orders them (default "gpu fast bench", 650 s of budgets): a machine lent 10 minutes
+# a command runs `GPU_CHECK_STEPS="gpu bench"`, then `GPU_CHECK_STEPS=fast`.
 # Both test steps run in parallel with pytest-xdist when it is installed (GPU_CHECK_WORKERS processes, default 8;
 # 0 for none): the tiny GPU runs share the one GPU, each in its own process.
 # Logs and the benchmark's JSON go to $GPU_CHECK_DIR (default: a new temporary folder). A summary ends the output,
@@ -27,6 +29,13 @@ fi
 OUT="${GPU_CHECK_DIR:-$(mktemp -d -t mnistctl-gpu-check-XXXXXX)}"
 mkdir -p "$OUT"
 WORKERS="${GPU_CHECK_WORKERS:-8}"
+read -r -a STEPS <<<"${GPU_CHECK_STEPS:-gpu fast bench}"
+for name in "${STEPS[@]}"; do
+    if [[ "$name" != @(gpu|fast|bench) ]]; then
+        echo "gpu-check: unknown step '$name' in GPU_CHECK_STEPS; the steps are gpu, fast and bench" >&2
+        exit 3
+    fi
+done
 
 if ! device=$("$PYTHON" -c 'import torch; assert torch.cuda.is_available(); print(torch.cuda.get_device_name(0))' 2>/dev/null); then
     echo "gpu-check: no CUDA GPU visible to $PYTHON (torch.cuda.is_available() is false); nothing was run" >&2
@@ -61,12 +70,18 @@ step() {  # step NAME BUDGET_S COMMAND...: runs it with a time budget, logs to $
     names+=("$name") statuses+=("$status") seconds+=($(($(date +%s) - start)))
 }
 
-total_start=$(date +%s)
-# -v: a line per test as it ends, so a failure is named in the log even when its step runs out of time.
-step gpu "${GPU_CHECK_GPU_S:-200}" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" -m gpu
-step fast "${GPU_CHECK_FAST_S:-300}" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" \
-    -m "not slow and not slurm and not gpu"
-step bench "${GPU_CHECK_BENCH_S:-60}" "$PYTHON" -m benchmarks.gpu --json "$OUT/bench_gpu.json" --workdir "$OUT/bench"
+total_start=$(date +%s) budget=0
+for name in "${STEPS[@]}"; do
+    # -v: a line per test as it ends, so a failure is named in the log even when its step runs out of time.
+    case $name in
+        gpu) s=${GPU_CHECK_GPU_S:-200} && step gpu "$s" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" -m gpu ;;
+        fast) s=${GPU_CHECK_FAST_S:-300} && step fast "$s" "$PYTHON" -m pytest -v -p no:cacheprovider "${parallel[@]}" \
+            -m "not slow and not slurm and not gpu" ;;
+        bench) s=${GPU_CHECK_BENCH_S:-150} && step bench "$s" "$PYTHON" -m benchmarks.gpu --json "$OUT/bench_gpu.json" \
+            --workdir "$OUT/bench" ;;
+    esac
+    budget=$((budget + s))
+done
 
 echo
 echo "gpu-check summary: $device, $("$PYTHON" -c 'import torch; print("torch", torch.__version__)'), logs in $OUT"
@@ -75,7 +90,7 @@ for i in "${!names[@]}"; do
     printf '  %-6s %-18s %4ss\n' "${names[$i]}" "${statuses[$i]}" "${seconds[$i]}"
     [[ "${statuses[$i]}" == passed ]] || failed=1
 done
-grep -h -E '^  G-|C/B' "$OUT/bench.log" 2>/dev/null
+grep -h -E '^  (G-|C/B|test|predict)' "$OUT/bench.log" 2>/dev/null
 grep -h -o -E '(FAILED|ERROR) tests/[^ ]+' "$OUT/gpu.log" "$OUT/fast.log" 2>/dev/null | sort -u | sed 's/^/  /'
-echo "  total  $(($(date +%s) - total_start))s (budget 560s)"
+echo "  total  $(($(date +%s) - total_start))s (budget ${budget}s)"
 exit $failed

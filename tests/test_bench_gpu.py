@@ -10,8 +10,9 @@ import sys
 import pytest
 import torch
 
-from benchmarks.gpu import lines, recipe
+from benchmarks.gpu import best_checkpoint, evaluation, evaluation_lines, lines, recipe
 from conftest import REPO
+from mnistctl.layout import read_record
 
 
 def bench_gpu(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -48,6 +49,36 @@ def test_the_rows_name_the_gpu_and_the_ratio():
     ]
 
 
+def test_the_evaluation_rows_give_each_walls_difference_or_say_why_there_are_none():
+    plain, ours = {"rc": 0, "wall_s": 9.1, "test_acc": 0.9911}, {"rc": 0, "wall_s": 10.4, "test_acc": 0.991}
+    evaluated = {"batch_size": 2048, "test": {"plain": plain, "mnistctl": ours, "wall_gap_s": 1.3}}
+    evaluated["predict"] = {"plain": {"rc": 0, "wall_s": 9.0}, "mnistctl": {"rc": 1, "wall_s": 4.0}, "wall_gap_s": -5.0}
+    assert evaluation_lines(evaluated) == [
+        "  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.4 s (exit 0): +1.3 s wall, "
+        "test acc 99.11% / 99.10%",
+        "  predict, batch 2048: plain script 9.0 s (exit 0), mnistctl predict 4.0 s (exit 1): -5.0 s wall",
+    ]
+    assert evaluation_lines({"note": "no best checkpoint from G-C"}) == ["  test/predict: no best checkpoint from G-C"]
+
+
+@pytest.mark.slow
+def test_mnistctl_test_and_predict_are_timed_beside_plain_scripts_that_do_the_same(tiny_run, tmp_path):
+    # G-C's evaluation rows, run on the CPU: the plain scripts must do what mnistctl does (the same weights,
+    # images, normalisation and batches) or the walls compare different work. Same checkpoint, float32 on
+    # both sides: the same test accuracy and loss, and the same predictions CSV, byte for byte.
+    best = best_checkpoint(tiny_run.parents[2])
+    assert best == tiny_run / read_record(tiny_run)["checkpoints"]["best"] and best.name != "last.ckpt"
+    evaluated = evaluation(tmp_path, best, "cpu")
+    for what in ("test", "predict"):
+        plain, ours = evaluated[what]["plain"], evaluated[what]["mnistctl"]
+        assert plain["rc"] == ours["rc"] == 0, (tmp_path / what / "mnistctl.log").read_text()[-3000:]
+        assert evaluated[what]["wall_gap_s"] == ours["wall_s"] - plain["wall_s"]
+    assert evaluated["test"]["plain"]["test_acc"] == evaluated["test"]["mnistctl"]["test_acc"] > 0.42
+    plain_csv, our_csv = (tmp_path / "predict" / name for name in ("plain.csv", "mnistctl.csv"))
+    assert plain_csv.read_bytes() == our_csv.read_bytes() and len(plain_csv.read_text().splitlines()) == 10_001
+    assert [line.split(",")[0] for line in evaluation_lines(evaluated)] == ["  test", "  predict"]
+
+
 @pytest.mark.slow
 def test_the_plain_loop_learns_on_the_cpu(tmp_path):
     # The loop itself, three steps of 512 per epoch on the CPU (0.37 test accuracy here after one such epoch);
@@ -69,3 +100,9 @@ def test_on_a_gpu_both_rows_run_and_reach_99_percent(tmp_path):
     for key in ("G-B", "G-C"):
         assert report["runs"][key]["rc"] == 0 and report["runs"][key]["test_acc"] >= 0.985, key
     assert report["C/B_train"] > 0
+    for what in ("test", "predict"):  # G-C's best checkpoint, mnistctl beside the plain script, on the GPU
+        assert [report["evaluation"][what][side]["rc"] for side in ("plain", "mnistctl")] == [0, 0], what
+    assert report["evaluation"]["test"]["mnistctl"]["test_acc"] >= 0.985
+    assert report["evaluation"]["test"]["plain"]["test_acc"] == pytest.approx(
+        report["evaluation"]["test"]["mnistctl"]["test_acc"], abs=0.0005
+    )  # the same weights and images; TF32 matmuls may move a few images either way

@@ -24,7 +24,8 @@ case "$*" in
   *"-m gpu"*) sleep "${FAKE_GPU_SLEEP:-0}"; echo "3 passed"; exit "${FAKE_GPU_RC:-0}" ;;
   *"not gpu"*) [[ "${FAKE_FAST_RC:-0}" == 0 ]] || echo "[gw1] [ 40%] FAILED tests/test_export.py::test_x[onnx]"
                echo "200 passed"; exit "${FAKE_FAST_RC:-0}" ;;
-  *benchmarks.gpu*) echo "  G-B plain loop: exit 0, train 0.94 s"; echo "  C/B training time: 1.10x" ;;
+  *benchmarks.gpu*) echo "  G-B plain loop: exit 0, train 0.94 s"; echo "  C/B training time: 1.10x"
+                    echo "  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.4 s: +1.3 s wall" ;;
 esac
 """
 
@@ -60,6 +61,24 @@ def test_every_step_passing_gives_a_summary_and_exit_0(tmp_path):
     assert summary[0].startswith("Fake H200, torch 9.9, logs in ")
     assert [line.split()[:2] for line in summary[1:4]] == [["gpu", "passed"], ["fast", "passed"], ["bench", "passed"]]
     assert "  C/B training time: 1.10x" in summary and summary[-1].startswith("  total ")
+    assert any(line.startswith("  test, batch 2048: plain script") for line in summary)  # test/predict walls
+    assert summary[-1].endswith("(budget 650s)")
+
+
+def test_the_steps_chosen_run_in_their_order_and_alone(tmp_path):
+    # A device lent 10 minutes a command runs the check in two calls: "gpu bench", then "fast".
+    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS="bench gpu", GPU_CHECK_GPU_S="50")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("gpu-check summary: ", 1)[1].splitlines()
+    assert [line.split()[0] for line in summary[1:3]] == ["bench", "gpu"] and summary[3].startswith("  G-B")
+    assert summary[-1].endswith("(budget 200s)") and not (tmp_path / "out" / "fast.log").exists()
+
+
+def test_an_unknown_step_is_refused_before_anything_runs(tmp_path):
+    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS="gpu fats")
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr == "gpu-check: unknown step 'fats' in GPU_CHECK_STEPS; the steps are gpu, fast and bench\n"
+    assert not (tmp_path / "out" / "gpu.log").exists()
 
 
 def test_a_step_over_its_budget_is_stopped_and_fails_the_check(tmp_path):
