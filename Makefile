@@ -39,7 +39,7 @@ bench-quick: install ## the benchmark on a fraction of an epoch, no time-to-99% 
 	$(PY) -m benchmarks --quick
 
 # No `install` prerequisite: the GPU machine has no network. PYTHON=python3 for a Python without .venv.
-gpu-check: ## on a CUDA machine, offline: the gpu tier, the fast tier and the GPU benchmark rows (under 11 minutes)
+gpu-check: ## on a CUDA machine, offline: the gpu tier, the fast tier and the GPU benchmark rows (under 13 minutes)
 	scripts/gpu-check.sh
 
 lint: install ## ruff lint and format check

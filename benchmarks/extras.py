@@ -22,8 +22,7 @@ PROBE = "benchmarks.probe.BenchProbe"
 TARGET_ACC = 0.99
 # Every CPU measurement stays on the CPU: on a machine with a GPU `accelerator: auto` would move it there
 # under a CPU instruction set's label (the GPU's rows are gpu.py's, run with --trainer.accelerator gpu).
-ON_CPU = ("--trainer.accelerator", "cpu")
-ON_CPU_OVERRIDE = "trainer.accelerator=cpu"  # the same for sweep jobs, which read their job.yaml
+ON_CPU = ("--trainer.accelerator", "cpu")  # sweep jobs, which read their job.yaml: trainer.accelerator=cpu
 
 
 def mnistctl_cmd() -> list[str]:
@@ -120,21 +119,25 @@ def _fit_seconds(run: Path) -> float | None:
     return record.get("wall_time_s") if record else None
 
 
-def sweep_overhead(work: Path, train_batches: int, jobs: int = 4) -> dict:
-    """`jobs` tiny fits swept warm (the default: forked from a server with torch imported) and cold
-    (MNISTCTL_SWEEP_WARM=0: a new interpreter each), one after the other in this run; per-job overhead =
-    (sweep wall - sum of the jobs' fit times) / jobs. Then the warm jobs through joblib, two at a time."""
+def sweep_overhead(
+    work: Path, train_batches: int | None, jobs: int = 4, accelerator: str = "cpu", cold: bool = True
+) -> dict:
+    """`jobs` tiny fits (one epoch, `train_batches` batches; None: the whole epoch) on `accelerator`, swept
+    warm (the default: forked from a server with torch imported) and, with `cold`, cold (MNISTCTL_SWEEP_WARM=0:
+    a new interpreter each), one after the other in this run; per-job overhead = (sweep wall - sum of the
+    jobs' fit times) / jobs. Then the warm jobs through joblib, two at a time."""
     criteria = ",".join(["ce", "mse", "nll", "ce_smooth"][:jobs])
     seeds = max(1, -(-jobs // 4))  # more than four jobs: seeds of each criterion
     overrides = [f"criterion={criteria}", f"seed={','.join(str(i) for i in range(1, seeds + 1))}"]
-    overrides += ["trainer.max_epochs=1", f"trainer.limit_train_batches={train_batches}", ON_CPU_OVERRIDE]
+    overrides += ["trainer.max_epochs=1", f"trainer.accelerator={accelerator}"]
+    overrides += [f"trainer.limit_train_batches={train_batches}"] if train_batches else []
     # The first use builds the sweep's cached config tree (seconds, it imports torch): not in either figure.
     measure([*mnistctl_cmd(), "sweep", "--dry-run", *overrides], work / "sweep_tree.log", cwd=work)
     result = _one_sweep(work, "sweep", overrides, {})
-    cold = _one_sweep(work, "sweep_cold", overrides, {SWEEP_WARM_ENV: "0"})
-    result["cold"] = cold
-    if "per_job_overhead_s" in result and "per_job_overhead_s" in cold:
-        result["warm_saves_s"] = cold["per_job_overhead_s"] - result["per_job_overhead_s"]
+    if cold:
+        result["cold"] = _one_sweep(work, "sweep_cold", overrides, {SWEEP_WARM_ENV: "0"})
+    if "per_job_overhead_s" in result and "per_job_overhead_s" in result.get("cold", {}):
+        result["warm_saves_s"] = result["cold"]["per_job_overhead_s"] - result["per_job_overhead_s"]
     parallel = [*overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     joblib = _one_sweep(work, "sweep_joblib", parallel, {})
     if not joblib["rc"]:

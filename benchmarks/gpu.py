@@ -10,7 +10,9 @@ the same 55,000 images, each in its own process:
   G-C  `mnistctl fit --config configs/gpu.yaml --trainer.accelerator gpu`, training timed by BenchProbe.
 It prints the GPU's name, both rows and C/B (training seconds); then `mnistctl test` and `mnistctl predict`
 on G-C's best checkpoint, each beside the plain script that does the same (benchmarks.plain_eval), with the
-difference of their walls. Without CUDA it says so and measures nothing.
+difference of their walls; then a two-job sweep on the GPU (`criterion=ce,mse trainer.max_epochs=1`), one job
+after the other and two at a time through joblib, with each job's overhead beyond its fit. Without CUDA it says
+so and measures nothing.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ def run(work: Path) -> dict:
     report["C/B_train"] = c / b if b and c else None
     best = best_checkpoint(work / "G-C")
     report["evaluation"] = evaluation(work, best, "gpu") if best else {"note": "no best checkpoint from G-C"}
+    # Issue 18's sweep row, on the GPU: two one-epoch jobs one after the other, then two at a time (joblib).
+    report["sweep"] = extras.sweep_overhead(work, train_batches=None, jobs=2, accelerator="gpu", cold=False)
     return report
 
 
@@ -191,7 +195,21 @@ def lines(report: dict) -> list[str]:
         )
     ratio = report.get("C/B_train")
     out.append(f"  C/B training time: {'-' if ratio is None else f'{ratio:.2f}x'}")
-    return out + evaluation_lines(report.get("evaluation", {}))
+    return out + evaluation_lines(report.get("evaluation", {})) + sweep_lines(report.get("sweep", {}))
+
+
+def sweep_lines(sweep: dict) -> list[str]:
+    """`  sweep criterion=ce,mse trainer.max_epochs=1: wall 30.1 s, fits 6.0 + 6.2 s, 9.0 s a job more; ...`."""
+    if not sweep:
+        return []
+    line = f"  sweep criterion=ce,mse trainer.max_epochs=1: exit {sweep['rc']}, wall {sweep['wall_s']:.1f} s"
+    if "per_job_overhead_s" not in sweep:
+        return [f"{line}: {sweep.get('note', 'no per-job figures')}"]
+    fits = " + ".join(f"{f:.1f}" for f in sweep["job_fit_s"])
+    line += f", fits {fits} s, {sweep['per_job_overhead_s']:.1f} s a job beyond its fit"
+    if "joblib_speedup" in sweep:
+        line += f"; joblib n_jobs=2 {sweep['joblib_wall_s']:.1f} s ({sweep['joblib_speedup']:.2f}x)"
+    return [line]
 
 
 def evaluation_lines(evaluation: dict) -> list[str]:
@@ -233,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     evaluated = [row for what in ("test", "predict") for row in report.get("evaluation", {}).get(what, {}).values()]
-    failed = any(row["rc"] for row in [*report.get("runs", {}).values(), *evaluated] if isinstance(row, dict))
+    rows = [*report.get("runs", {}).values(), *evaluated, *([report["sweep"]] if "sweep" in report else [])]
+    failed = any(row["rc"] for row in rows if isinstance(row, dict))
     return 1 if failed else 0
 
 

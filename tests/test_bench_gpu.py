@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from benchmarks.gpu import best_checkpoint, evaluation, evaluation_lines, lines, recipe
+from benchmarks import extras
+from benchmarks.gpu import best_checkpoint, evaluation, evaluation_lines, lines, recipe, sweep_lines
 from conftest import REPO
 from mnistctl.layout import read_record
 
@@ -61,6 +62,39 @@ def test_the_evaluation_rows_give_each_walls_difference_or_say_why_there_are_non
     assert evaluation_lines({"note": "no best checkpoint from G-C"}) == ["  test/predict: no best checkpoint from G-C"]
 
 
+def test_the_gpu_sweep_runs_whole_epochs_on_the_gpu_one_job_after_the_other_then_two_at_a_time(tmp_path, monkeypatch):
+    # Issue 18's row: `sweep criterion=ce,mse trainer.max_epochs=1`, on the GPU, warm (the server must not
+    # start CUDA before it forks); no cold sweep there (device time is short).
+    commands = []
+
+    def recorded(cmd, log, **kwargs) -> dict:
+        commands.append([str(part) for part in cmd])
+        return {"rc": 0, "wall_s": 1.0, "started_at": 0.0}
+
+    monkeypatch.setattr(extras, "measure", recorded)
+    extras.sweep_overhead(tmp_path, train_batches=None, jobs=2, accelerator="gpu", cold=False)
+    sweeps = [cmd[cmd.index("sweep") + 1 :] for cmd in commands]
+    assert [args[0] == "--dry-run" for args in sweeps] == [True, False, False]  # tree, one at a time, joblib
+    for args in sweeps:
+        assert {"criterion=ce,mse", "trainer.accelerator=gpu", "trainer.max_epochs=1"} <= set(args), args
+        assert not [a for a in args if "limit_train_batches" in a or "accelerator=cpu" in a], args
+    assert "hydra.launcher.n_jobs=2" in sweeps[2] and "hydra.launcher.n_jobs=2" not in sweeps[1]
+
+
+def test_the_sweep_line_gives_each_jobs_overhead_and_the_joblib_speed_up():
+    sweep = {"rc": 0, "wall_s": 30.0, "job_fit_s": [6.0, 6.25], "per_job_overhead_s": 8.875}
+    sweep.update(joblib_wall_s=20.0, joblib_speedup=1.5)
+    assert sweep_lines(sweep) == [
+        "  sweep criterion=ce,mse trainer.max_epochs=1: exit 0, wall 30.0 s, fits 6.0 + 6.2 s, 8.9 s a job beyond "
+        "its fit; joblib n_jobs=2 20.0 s (1.50x)"
+    ]
+    failed = {"rc": 1, "wall_s": 3.0, "note": "0 job runs found"}
+    assert sweep_lines(failed) == [
+        "  sweep criterion=ce,mse trainer.max_epochs=1: exit 1, wall 3.0 s: 0 job runs found"
+    ]
+    assert sweep_lines({}) == []
+
+
 @pytest.mark.slow
 def test_mnistctl_test_and_predict_are_timed_beside_plain_scripts_that_do_the_same(tiny_run, tmp_path):
     # G-C's evaluation rows, run on the CPU: the plain scripts must do what mnistctl does (the same weights,
@@ -106,3 +140,4 @@ def test_on_a_gpu_both_rows_run_and_reach_99_percent(tmp_path):
     assert report["evaluation"]["test"]["plain"]["test_acc"] == pytest.approx(
         report["evaluation"]["test"]["mnistctl"]["test_acc"], abs=0.0005
     )  # the same weights and images; TF32 matmuls may move a few images either way
+    assert report["sweep"]["rc"] == 0 and report["sweep"]["jobs"] == 2 and report["sweep"]["joblib_wall_s"] > 0

@@ -16,6 +16,7 @@ from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "gpu-check.sh"
 FAKE_PYTHON = """#!/usr/bin/env bash
+echo "$*" >>"$FAKE_CALLS"
 case "$*" in
   *is_available*) echo "Fake H200" ;;
   *torch.__version__*) echo "torch 9.9" ;;
@@ -31,9 +32,10 @@ esac
 
 
 def run_check(tmp_path, python: str, **env: str) -> subprocess.CompletedProcess:
+    calls = tmp_path / "calls.txt"  # the fake Python's command lines, one per call
     return subprocess.run(
         ["bash", str(SCRIPT)],
-        env={**os.environ, "PYTHON": python, "GPU_CHECK_DIR": str(tmp_path / "out"), **env},
+        env={**os.environ, "PYTHON": python, "GPU_CHECK_DIR": str(tmp_path / "out"), "FAKE_CALLS": str(calls), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,7 +64,12 @@ def test_every_step_passing_gives_a_summary_and_exit_0(tmp_path):
     assert [line.split()[:2] for line in summary[1:4]] == [["gpu", "passed"], ["fast", "passed"], ["bench", "passed"]]
     assert "  C/B training time: 1.10x" in summary and summary[-1].startswith("  total ")
     assert any(line.startswith("  test, batch 2048: plain script") for line in summary)  # test/predict walls
-    assert summary[-1].endswith("(budget 650s)")
+    assert summary[-1].endswith("(budget 740s)")
+    # The bench step runs the benchmark: the gpu step leaves out the test that would run it a second time.
+    (gpu_step,) = [line for line in (tmp_path / "calls.txt").read_text().splitlines() if "-m gpu" in line]
+    assert gpu_step.endswith(
+        "-m gpu --deselect tests/test_bench_gpu.py::test_on_a_gpu_both_rows_run_and_reach_99_percent"
+    )
 
 
 def test_the_steps_chosen_run_in_their_order_and_alone(tmp_path):
@@ -71,7 +78,14 @@ def test_the_steps_chosen_run_in_their_order_and_alone(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     summary = done.stdout.split("gpu-check summary: ", 1)[1].splitlines()
     assert [line.split()[0] for line in summary[1:3]] == ["bench", "gpu"] and summary[3].startswith("  G-B")
-    assert summary[-1].endswith("(budget 200s)") and not (tmp_path / "out" / "fast.log").exists()
+    assert summary[-1].endswith("(budget 290s)") and not (tmp_path / "out" / "fast.log").exists()
+
+
+def test_without_the_bench_step_the_gpu_tier_runs_the_benchmarks_test(tmp_path):
+    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS="gpu")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (gpu_step,) = [line for line in (tmp_path / "calls.txt").read_text().splitlines() if "-m gpu" in line]
+    assert gpu_step.endswith("-m gpu") and "--deselect" not in gpu_step
 
 
 def test_an_unknown_step_is_refused_before_anything_runs(tmp_path):
