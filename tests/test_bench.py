@@ -138,9 +138,10 @@ def test_every_cpu_measurement_pins_the_cpu(tmp_path, monkeypatch):
 
 def test_the_plain_loops_start_without_lightning():
     """B's and G-B's start-up once included importing Lightning and jsonargparse (mnistctl.data's __init__ pulled
-    in the DataModule; the precision check jsonargparse): the plain script's start-up C is compared with."""
+    in the DataModule; the precision check jsonargparse): the plain script's start-up C is compared with. The
+    plain test/predict scripts (plain_eval) import the same mnistctl modules: their walls are compared too."""
     code = """import sys
-from benchmarks import baselines, gpu
+from benchmarks import baselines, gpu, plain_eval
 from mnistctl.cli.precision import native_bf16
 from mnistctl.cpu_tuning import tune_process
 from mnistctl.data.mnist_files import load_split, prepare_root
