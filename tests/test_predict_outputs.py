@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from file_state import fingerprint, read_only, run_obeying_permissions, writable
 from PIL import Image
 
 from conftest import TINY, read_csv, run_main
+from mnistctl.cli.predictions import PredictionsCSV
+from mnistctl.errors import UsageError
 
 
 def digit_folder(folder: Path, broken: str) -> Path:
@@ -48,6 +52,46 @@ def test_each_csv_gets_its_own_skip_list_and_a_users_skipped_txt_is_left_alone(t
         (line,) = (results / f"{name}.skipped.txt").read_text().splitlines()
         assert line.startswith(str(tmp_path / f"in_{name}" / f"broken_{name}.png") + "\t")
     assert (results / "skipped.txt").read_text() == "my own notes\n"
+
+
+def test_a_users_file_at_predictions_path_is_refused_and_left_as_it_was(tiny_run, tmp_path, capsys):
+    # The bug: predict wrote its CSV over whatever file --predictions.path named, e.g. a user's own data.
+    shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    (tmp_path / "mine.csv").write_text("id,label\n0,7\n")  # a CSV, but not one predict wrote
+    args = [
+        "predict",
+        "--ckpt_path",
+        "model.ckpt",
+        "--predictions.path",
+        "mine.csv",
+        "--trainer.limit_predict_batches",
+        "1",
+    ]
+    assert run_main(*args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "mnistctl: error: --predictions.path mine.csv already exists and is not a predictions CSV; give another "
+        "path, or add --predictions.overwrite true to replace it"
+    )
+    assert (tmp_path / "mine.csv").read_text() == "id,label\n0,7\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.csv", "model.ckpt"]  # refused before predicting
+    assert run_main(*args, "--predictions.overwrite", "true") == 0  # asked for: replaced
+    first = read_csv(tmp_path / "mine.csv")
+    assert list(first[0])[:4] == ["id", "pred", "prob", "p0"]
+    assert run_main(*args[:-2], "--trainer.limit_predict_batches", "2") == 0  # an earlier predict's CSV: replaced
+    assert len(read_csv(tmp_path / "mine.csv")) == 2 * len(first)
+
+
+def test_a_users_file_that_appears_while_predicting_is_not_written_over(tmp_path):
+    # Checked before predicting, and again when the CSV is written: predicting may take minutes.
+    (tmp_path / "late.csv").write_text("my notes\n")
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True, datamodule=None)
+    batch = {"ids": torch.arange(2), "probs": torch.full((2, 10), 0.1)}
+    with pytest.raises(UsageError, match="late.csv already exists and is not a predictions CSV"):
+        PredictionsCSV(str(tmp_path / "late.csv")).write_on_epoch_end(trainer, None, [batch], [])
+    assert (tmp_path / "late.csv").read_text() == "my notes\n"
+    PredictionsCSV(str(tmp_path / "late.csv"), overwrite=True).write_on_epoch_end(trainer, None, [batch], [])
+    assert [row["id"] for row in read_csv(tmp_path / "late.csv")] == ["0", "1"]
 
 
 def test_predictions_path_that_is_a_folder_is_refused_before_predicting(tiny_run, tmp_path, capsys):

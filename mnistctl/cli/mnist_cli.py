@@ -296,7 +296,7 @@ class MnistCLI(LightningCLI):
                 if not config.predictions.path:
                     default = folder if config.output_dir else self.run_dir
                     config.predictions.path = str(layout.default_predictions(default))
-                run_folders.check_predictions_path(config.predictions.path)
+                run_folders.check_predictions_path(config.predictions.path, config.predictions.overwrite)
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
         resume = None
         if self.subcommand == "fit" and config.ckpt_path:

@@ -17,7 +17,8 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from mnistctl.atomic import atomic_write
-from mnistctl.layout import skipped_list
+from mnistctl.cli.run_folders import check_not_a_users_file
+from mnistctl.layout import PREDICTION_COLUMNS, skipped_list
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,13 @@ class PredictionsCSV(BasePredictionWriter):
     Args:
         path: CSV file to write; None writes `predictions.csv` in the folder of the run that made
             the checkpoint.
+        overwrite: replace an existing file at `path` that is not a predictions CSV (one an earlier
+            predict wrote is replaced without it).
     """
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, overwrite: bool = False) -> None:
         super().__init__(write_interval="epoch")
-        self.path = path
+        self.path, self.overwrite = path, overwrite
         self.written: Path | None = None
         self.skipped_file: Path | None = None  # <csv stem>.skipped.txt beside the CSV, when images were unreadable
 
@@ -51,6 +54,7 @@ class PredictionsCSV(BasePredictionWriter):
         keep[1:] = ids[1:] != ids[:-1]
         ids, probs = ids[keep], probs[keep]
         names = getattr(trainer.datamodule, "predict_names", None)
+        check_not_a_users_file(self.path, self.overwrite)  # again: a file may have appeared while predicting
         self.written = Path(self.path)
         write_csv(self.written, ids, probs, names)
         log.info("wrote %d predictions to %s", len(ids), self.written)
@@ -63,7 +67,7 @@ def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[st
     confidence, pred = probs.max(dim=1)
     with atomic_write(path, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["id", "pred", "prob", *(f"p{k}" for k in range(probs.shape[1]))])
+        writer.writerow([*PREDICTION_COLUMNS, *(f"p{k}" for k in range(probs.shape[1]))])
         for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist(), strict=True):
             writer.writerow([names[i] if names else i, p, f"{c:.6f}", *(f"{v:.6f}" for v in row)])
 

@@ -144,7 +144,7 @@ def output_folder(run_dir: Path, subcommand: str, output_dir: str | None) -> Pat
     return folder
 
 
-def check_predictions_path(path: str) -> None:
+def check_predictions_path(path: str, overwrite: bool = False) -> None:
     """`--predictions.path` must name a file that can be written: refused before predicting."""
     target = Path(path).expanduser()
     if target.is_dir():
@@ -154,6 +154,18 @@ def check_predictions_path(path: str) -> None:
     if not _writable(target.parent):
         raise UsageError(
             f"--predictions.path {path}: cannot write into {target.parent}; give a path in a writable folder"
+        )
+    check_not_a_users_file(path, overwrite)
+
+
+def check_not_a_users_file(path: str, overwrite: bool) -> None:
+    """An existing file at `--predictions.path` is replaced only when an earlier predict wrote it (its header
+    says so) or `--predictions.overwrite true` says to: a user's own file is never written over unasked."""
+    target = Path(path).expanduser()
+    if (target.exists() or target.is_symlink()) and not overwrite and not layout.is_predictions_csv(target):
+        raise UsageError(
+            f"--predictions.path {path} already exists and is not a predictions CSV; give another path, or add "
+            "--predictions.overwrite true to replace it"
         )
 
 
