@@ -50,7 +50,8 @@ def fake_python(tmp_path) -> str:
 
 
 def test_without_cuda_it_runs_nothing_and_says_so(tmp_path):
-    done = run_check(tmp_path, sys.executable)  # this machine's torch: no CUDA here
+    # The real Python, with no GPU visible (on a machine with one, the check would otherwise run in earnest).
+    done = run_check(tmp_path, sys.executable, CUDA_VISIBLE_DEVICES="")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("gpu-check: no CUDA GPU visible to ") and "nothing was run" in done.stderr
     assert not (tmp_path / "out" / "gpu.log").exists()

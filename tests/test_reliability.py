@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import PROBES_ON_PATH, SWEEP_TINY, TINY, last_metric, read_csv, run_main
+from conftest import PROBES_ON_PATH, SWEEP_ON_CPU, SWEEP_TINY, TINY, last_metric, read_csv, run_main
 from mnistctl.cli.checkpoints import resolve_ckpt_path
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
@@ -290,6 +290,7 @@ def processes_in(folder: Path) -> list[int]:
 def test_a_killed_sweep_leaves_no_job_processes_behind(tmp_path, launcher):
     sweep_dir = tmp_path / "s"
     long_jobs = ["seed=1,2", "trainer.max_epochs=50", "trainer.limit_val_batches=2", f"hydra.sweep.dir={sweep_dir}"]
+    long_jobs.append(SWEEP_ON_CPU)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistctl", "sweep", *long_jobs, *launcher],
         cwd=tmp_path,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_csv, run_cli, run_main
+from conftest import SWEEP_ON_CPU, read_csv, run_cli, run_main
 from mnistctl.sweep.job_folder import claim_job_dir, job_key
 from mnistctl.sweep.summary import collect
 
@@ -25,6 +25,7 @@ ONE_BATCH = [  # the smallest real job: seconds of training, a checkpoint, a tes
     "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",
     "trainer.limit_test_batches=1",
+    SWEEP_ON_CPU,
 ]
 
 

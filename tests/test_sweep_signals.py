@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import read_csv, run_cli
+from conftest import SWEEP_ON_CPU, read_csv, run_cli
 from mnistctl.sweep.requeue import outcome
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
@@ -28,6 +28,7 @@ THREE_EPOCHS = [
     "trainer.limit_train_batches=30",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
+    SWEEP_ON_CPU,
 ]
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import SWEEP_ON_CPU, run_cli
 from conftest import SWEEP_TINY as TINY
-from conftest import run_cli
 from mnistctl.sweep import warm_start
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
@@ -129,6 +129,7 @@ def test_a_job_forked_after_the_first_finds_the_parser_caches_warm(tmp_path):
 @pytest.mark.slow
 def test_warm_jobs_are_separate_processes_and_a_killed_one_fails_alone(tmp_path):
     args = ["criterion=ce,mse", "trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=2"]
+    args.append(SWEEP_ON_CPU)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistctl", "sweep", *args, "trainer.limit_test_batches=2", "hydra.sweep.dir=s"],
         stdout=subprocess.DEVNULL,
