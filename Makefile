@@ -42,10 +42,13 @@ bench-quick: install ## the benchmark on a fraction of an epoch, no time-to-99% 
 gpu-check: ## on a CUDA machine, offline: the gpu tier, the fast tier and the GPU benchmark rows (under 13 minutes)
 	scripts/gpu-check.sh
 
+gpu-audit: install ## without a GPU: the fast tier as if one CUDA GPU were there (tests that forget to pin the CPU fail)
+	PYTHONPATH=$(CURDIR)/scripts/fake_cuda $(PYTEST) -m "not slow and not slurm and not gpu" -rf
+
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check mnistctl benchmarks tests && $(VENV)/bin/ruff format --check mnistctl benchmarks tests
 
 clean: ## remove run folders, sweep folders and caches (not the venv)
 	rm -rf runs multirun sweeps .pytest_cache .ruff_cache
 
-.PHONY: help install fit fit-fast test test-fast bench bench-quick gpu-check lint clean
+.PHONY: help install fit fit-fast test test-fast bench bench-quick gpu-check gpu-audit lint clean
