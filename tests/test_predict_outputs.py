@@ -94,6 +94,21 @@ def test_a_users_file_that_appears_while_predicting_is_not_written_over(tmp_path
     assert [row["id"] for row in read_csv(tmp_path / "late.csv")] == ["0", "1"]
 
 
+def test_a_second_test_of_a_run_says_in_one_line_that_it_replaces_the_first(tiny_run, tmp_path, capsys, recwarn):
+    # Before: Lightning's CSVLogger warned that "previous log files in this directory will be deleted", a
+    # multi-line warning, and nothing of mnistctl's said which outputs were replaced.
+    run = tmp_path / "runs" / "mnist" / "version_0"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("test", "validate", "predict"))
+    args = ["test", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--trainer.limit_test_batches", "1"]
+    assert run_main(*args) == 0
+    assert "replacing" not in capsys.readouterr().err  # nothing there yet
+    assert run_main(*args) == 0
+    replacing = [line for line in capsys.readouterr().err.splitlines() if line.startswith("replacing")]
+    assert replacing == [f"replacing the outputs of an earlier test in {Path('runs/mnist/version_0/test')}"]
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
+    assert len(read_csv(run / "test" / "metrics.csv")) == 1  # the second test's row, not both
+
+
 def test_predictions_path_that_is_a_folder_is_refused_before_predicting(tiny_run, tmp_path, capsys):
     (tmp_path / "out").mkdir()
     shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")

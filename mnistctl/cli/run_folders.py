@@ -11,17 +11,22 @@ folder that existed before, nothing behind a symlink). Every path problem is one
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 from jsonargparse import Namespace
 
 from mnistctl import layout
 from mnistctl.cli.srun_ranks import shared_run_dir
+from mnistctl.console import shown
 from mnistctl.errors import UsageError
 
 SHARED_RUN_DIR_ENV = "MNISTCTL_SHARED_RUN_DIR"  # the run folder of a fit, for its DDP child processes
+
+log = logging.getLogger(__name__)
 
 
 def loggers_of(config: Namespace) -> list[Namespace]:
@@ -141,6 +146,11 @@ def output_folder(run_dir: Path, subcommand: str, output_dir: str | None) -> Pat
     if not _writable(folder):
         where = f"{flag} is not writable" if given else f"cannot write into {folder} (the folder is read-only)"
         raise UsageError(f"{where}; send the outputs elsewhere with --output_dir DIR")
+    if record is not None and any(folder.iterdir()):
+        # An earlier evaluation's outputs, which this one replaces: said in one line of ours instead of the
+        # CSVLogger's warning that "previous log files in this directory will be deleted".
+        log.info("replacing the outputs of an earlier %s in %s", record.get("subcommand", subcommand), shown(folder))
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     return folder
 
 
