@@ -19,7 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+from mnistctl.layout import PREDICTION_COLUMNS
+
 MEAN, STD = 0.1307, 0.3081  # the DataModule's defaults
+
+
+def normalise(x):
+    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised and channels_last, on x's device (as the
+    DataModule's on_after_batch_transfer does it)."""
+    import torch
+
+    return x.unsqueeze(1).float().div_(255.0).sub_(MEAN).div_(STD).contiguous(memory_format=torch.channels_last)
 
 
 def evaluate(ckpt: str, device_name: str, batch_size: int, csv_path: str | None) -> dict:
@@ -42,21 +52,22 @@ def evaluate(ckpt: str, device_name: str, batch_size: int, csv_path: str | None)
     probs, loss_sum = [], 0.0
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
-            x = images[i : i + batch_size].unsqueeze(1).float().div_(255.0).sub_(MEAN).div_(STD)
-            logits = net(x.contiguous(memory_format=torch.channels_last))
-            loss_sum += float(F.cross_entropy(logits, labels[i : i + batch_size], reduction="sum"))
+            logits = net(normalise(images[i : i + batch_size]))
+            if csv_path is None:  # test reports the loss; predict only probabilities
+                loss_sum += float(F.cross_entropy(logits, labels[i : i + batch_size], reduction="sum"))
             probs.append(logits.softmax(-1))
     probs_all = torch.cat(probs).float().cpu()
     confidence, pred = probs_all.max(dim=1)
     result = {
         "test_acc": float((pred == labels.cpu()).float().mean()),
-        "test_loss": loss_sum / len(images),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
     }
-    if csv_path is not None:
+    if csv_path is None:
+        result["test_loss"] = loss_sum / len(images)
+    else:
         with open(csv_path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["id", "pred", "prob", *(f"p{k}" for k in range(probs_all.shape[1]))])
+            writer.writerow([*PREDICTION_COLUMNS, *(f"p{k}" for k in range(probs_all.shape[1]))])
             rows = zip(pred.tolist(), confidence.tolist(), probs_all.tolist(), strict=True)
             writer.writerows([i, p, f"{c:.6f}", *(f"{v:.6f}" for v in row)] for i, (p, c, row) in enumerate(rows))
         result["csv_rows"] = len(images)

@@ -137,16 +137,6 @@ def default_predictions(run: Path) -> Path:
 PREDICTION_COLUMNS = ("id", "pred", "prob")  # then p0, p1, ...: one per class
 
 
-def is_predictions_csv(path: Path) -> bool:
-    """Does `path` begin as the predictions CSVs mnistctl writes do (`id,pred,prob,p0,...`)? Such a file may
-    be replaced by another predict; any other file at `--predictions.path` is a user's."""
-    try:
-        with open(path, newline="") as f:
-            return f.readline(200).startswith(",".join([*PREDICTION_COLUMNS, "p0,"]))
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
 def skipped_list(predictions_csv: Path) -> Path:
     """The unreadable images of one predictions CSV, named after it: `a.csv` -> `a.skipped.txt` beside it."""
     predictions_csv = Path(predictions_csv)

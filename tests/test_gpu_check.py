@@ -12,6 +12,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "gpu-check.sh"
@@ -26,7 +28,8 @@ case "$*" in
   *"not gpu"*) [[ "${FAKE_FAST_RC:-0}" == 0 ]] || echo "[gw1] [ 40%] FAILED tests/test_export.py::test_x[onnx]"
                echo "200 passed"; exit "${FAKE_FAST_RC:-0}" ;;
   *benchmarks.gpu*) echo "  G-B plain loop: exit 0, train 0.94 s"; echo "  C/B training time: 1.10x"
-                    echo "  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.4 s: +1.3 s wall" ;;
+                    echo "  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.4 s: +1.3 s wall"
+                    echo "  sweep criterion=ce,mse trainer.max_epochs=1: exit 0, wall 30.0 s" ;;
 esac
 """
 
@@ -65,6 +68,7 @@ def test_every_step_passing_gives_a_summary_and_exit_0(tmp_path):
     assert [line.split()[:2] for line in summary[1:4]] == [["gpu", "passed"], ["fast", "passed"], ["bench", "passed"]]
     assert "  C/B training time: 1.10x" in summary and summary[-1].startswith("  total ")
     assert any(line.startswith("  test, batch 2048: plain script") for line in summary)  # test/predict walls
+    assert "  sweep criterion=ce,mse trainer.max_epochs=1: exit 0, wall 30.0 s" in summary
     assert summary[-1].endswith("(budget 740s)")
     # The bench step runs the benchmark: the gpu step leaves out the test that would run it a second time.
     (gpu_step,) = [line for line in (tmp_path / "calls.txt").read_text().splitlines() if "-m gpu" in line]
@@ -87,13 +91,31 @@ def test_without_the_bench_step_the_gpu_tier_runs_the_benchmarks_test(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     (gpu_step,) = [line for line in (tmp_path / "calls.txt").read_text().splitlines() if "-m gpu" in line]
     assert gpu_step.endswith("-m gpu") and "--deselect" not in gpu_step
+    assert done.stdout.rstrip().endswith("(budget 440s)")  # that test runs the whole benchmark: its time too
 
 
-def test_an_unknown_step_is_refused_before_anything_runs(tmp_path):
-    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS="gpu fats")
+@pytest.mark.parametrize(
+    ("steps", "error"),
+    [
+        ("gpu fats", "unknown step 'fats' in GPU_CHECK_STEPS; the steps are gpu, fast and bench"),
+        ("gpu bench gpu", "step 'gpu' is named twice in GPU_CHECK_STEPS"),
+        (" ", "GPU_CHECK_STEPS names no step; the steps are gpu, fast and bench"),  # a check that ran nothing
+    ],
+)
+def test_steps_that_are_unknown_repeated_or_none_are_refused_before_anything_runs(tmp_path, steps, error):
+    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS=steps)
     assert done.returncode == 3 and done.stdout == ""
-    assert done.stderr == "gpu-check: unknown step 'fats' in GPU_CHECK_STEPS; the steps are gpu, fast and bench\n"
+    assert done.stderr == f"gpu-check: {error}\n"
     assert not (tmp_path / "out" / "gpu.log").exists()
+
+
+def test_the_summary_names_only_this_runs_failures(tmp_path):
+    # A GPU_CHECK_DIR used before holds an earlier run's logs: their failures are not this run's.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "fast.log").write_text("FAILED tests/test_old.py::test_gone\n")
+    done = run_check(tmp_path, fake_python(tmp_path), GPU_CHECK_STEPS="gpu", FAKE_GPU_RC="1")
+    assert done.returncode == 1
+    assert "test_gone" not in done.stdout and "G-B" not in done.stdout  # no bench step, no bench lines
 
 
 def test_a_step_over_its_budget_is_stopped_and_fails_the_check(tmp_path):

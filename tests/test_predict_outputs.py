@@ -54,6 +54,9 @@ def test_each_csv_gets_its_own_skip_list_and_a_users_skipped_txt_is_left_alone(t
     assert (results / "skipped.txt").read_text() == "my own notes\n"
 
 
+FIX = "give another path, or add --predictions.overwrite true to replace it"
+
+
 def test_a_users_file_at_predictions_path_is_refused_and_left_as_it_was(tiny_run, tmp_path, capsys):
     # The bug: predict wrote its CSV over whatever file --predictions.path named, e.g. a user's own data.
     shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
@@ -69,10 +72,7 @@ def test_a_users_file_at_predictions_path_is_refused_and_left_as_it_was(tiny_run
     ]
     assert run_main(*args) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == (
-        "mnistctl: error: --predictions.path mine.csv already exists and is not a predictions CSV; give another "
-        "path, or add --predictions.overwrite true to replace it"
-    )
+    assert err == f"mnistctl: error: --predictions.path mine.csv already exists and is not a predictions CSV; {FIX}"
     assert (tmp_path / "mine.csv").read_text() == "id,label\n0,7\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.csv", "model.ckpt"]  # refused before predicting
     assert run_main(*args, "--predictions.overwrite", "true") == 0  # asked for: replaced
@@ -80,6 +80,12 @@ def test_a_users_file_at_predictions_path_is_refused_and_left_as_it_was(tiny_run
     assert list(first[0])[:4] == ["id", "pred", "prob", "p0"]
     assert run_main(*args[:-2], "--trainer.limit_predict_batches", "2") == 0  # an earlier predict's CSV: replaced
     assert len(read_csv(tmp_path / "mine.csv")) == 2 * len(first)
+    # Refused after earlier predicts left their outputs: nothing is said to be replaced, since nothing is.
+    (tmp_path / "other.csv").write_text("mine\n")
+    capsys.readouterr()
+    assert run_main(*args[:4], "other.csv") == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("replacing", "mnistctl:"))]
+    assert said == [f"mnistctl: error: --predictions.path other.csv already exists and is not a predictions CSV; {FIX}"]
 
 
 def test_a_users_file_that_appears_while_predicting_is_not_written_over(tmp_path):

@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from conftest import SLURM_LAUNCHER, job_info, read_csv, run_cli, slurm
+from conftest import SLURM_LAUNCHER, SWEEP_ON_CPU, job_info, read_csv, run_cli, slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("sweep_tree")]
 BUDGET = ["trainer.max_epochs=2", "trainer.limit_train_batches=30", "trainer.limit_val_batches=2"]
-BUDGET += ["trainer.limit_test_batches=2"]
+BUDGET += ["trainer.limit_test_batches=2", SWEEP_ON_CPU]
 
 
 def status_rows(stdout: str) -> dict[str, str]:

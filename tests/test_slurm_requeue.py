@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SLURM_LAUNCHER, job_info, read_csv, run_cli, slurm
+from conftest import SLURM_LAUNCHER, SWEEP_ON_CPU, job_info, read_csv, run_cli, slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("sweep_tree")]
 EPOCHS = 4
@@ -30,6 +30,7 @@ BUDGET = [
     "trainer.limit_train_batches=40",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
+    SWEEP_ON_CPU,
 ]
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SWEEP_ON_CPU, kill_sweep_when, read_csv, run_cli, run_main
 from conftest import SWEEP_TINY as TINY
-from conftest import kill_sweep_when, read_csv, run_cli, run_main
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")  # the generated Hydra tree, built once per session
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -264,7 +264,7 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):
 @pytest.mark.slow
 def test_resume_skips_completed_jobs_and_continues_an_interrupted_one(tmp_path):
     args = ["model.dropout_ratio=0.1,0.2", "trainer.max_epochs=2", "trainer.limit_train_batches=10"]
-    args += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "hydra.sweep.dir=s"]
+    args += ["trainer.limit_val_batches=2", "trainer.limit_test_batches=2", SWEEP_ON_CPU, "hydra.sweep.dir=s"]
     sweep_dir = tmp_path / "s"
 
     def second_job_past_one_epoch(sweep_dir: Path) -> bool:  # job 0 done, job 1 has finished its first epoch

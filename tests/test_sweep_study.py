@@ -17,8 +17,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from conftest import SWEEP_ON_CPU, kill_sweep_when, read_csv, run_cli, run_main
 from conftest import SWEEP_TINY as TINY
-from conftest import kill_sweep_when, read_csv, run_cli, run_main
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
 SEARCH = ["search=lr_dropout", *TINY]
@@ -152,7 +152,7 @@ def test_hopeless_learning_rates_are_pruned_after_one_epoch_unless_pruning_is_of
     # Two learning rates, one that trains and one that diverges (dropout still searched: every trial differs).
     args = ["search=lr_dropout", "optimizer.init_args.lr=choice(0.002,50.0)"]
     args += ["trainer.max_epochs=2", "trainer.limit_train_batches=20", "trainer.limit_val_batches=4"]
-    args += ["trainer.limit_test_batches=2", "hydra.sweeper.n_trials=4", f"pruner={pruner}"]
+    args += ["trainer.limit_test_batches=2", "hydra.sweeper.n_trials=4", f"pruner={pruner}", SWEEP_ON_CPU]
     args += ["pruner.n_startup_trials=1"] if pruner == "median" else []
     done = run_cli("sweep", *args, "hydra.sweep.dir=s")
     assert done.returncode == 0, done.stderr[-3000:]

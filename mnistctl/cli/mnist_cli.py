@@ -49,6 +49,7 @@ from mnistctl.cli.logger_choice import apply_logger_choice
 from mnistctl.cli.manifest import RunManifest
 from mnistctl.cli.precision import choose_precision
 from mnistctl.cli.predictions import PredictionsCSV
+from mnistctl.cli.predictions_path import check_predictions_path
 from mnistctl.cli.progress import default_progress
 from mnistctl.cli.resume_gate import HeldSaveConfig, hold_run_writes
 from mnistctl.cli.resume_guard import (
@@ -296,7 +297,9 @@ class MnistCLI(LightningCLI):
                 if not config.predictions.path:
                     default = folder if config.output_dir else self.run_dir
                     config.predictions.path = str(layout.default_predictions(default))
-                run_folders.check_predictions_path(config.predictions.path, config.predictions.overwrite)
+                skip_list = bool(config.data.predict_dir)  # unreadable images are listed beside the CSV
+                check_predictions_path(config.predictions.path, config.predictions.overwrite, skip_list)
+            run_folders.say_replacing(folder)
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
         resume = None
         if self.subcommand == "fit" and config.ckpt_path:

@@ -3,7 +3,8 @@
     mnistctl predict --ckpt_path best --predictions.path preds.csv
 
 Columns: id,pred,prob,p0,...,p9. `id` is the MNIST test-set index, or the file path for images given
-with --data.predict_dir. The file is written under a temporary name and renamed when complete.
+with --data.predict_dir. The file is written under a temporary name and renamed when complete, never over
+a user's file (predictions_path.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import BasePredictionWriter
 
 from mnistctl.atomic import atomic_write
-from mnistctl.cli.run_folders import check_not_a_users_file
+from mnistctl.cli.predictions_path import appeared, may_replace
 from mnistctl.layout import PREDICTION_COLUMNS, skipped_list
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ class PredictionsCSV(BasePredictionWriter):
     Args:
         path: CSV file to write; None writes `predictions.csv` in the folder of the run that made
             the checkpoint.
-        overwrite: replace an existing file at `path` that is not a predictions CSV (one an earlier
-            predict wrote is replaced without it).
+        overwrite: replace an existing file at `path` (and its skip list) that does not look like a
+            predictions CSV an earlier predict wrote (such a one is replaced without it).
     """
 
     def __init__(self, path: str | None = None, overwrite: bool = False) -> None:
@@ -54,18 +55,24 @@ class PredictionsCSV(BasePredictionWriter):
         keep[1:] = ids[1:] != ids[:-1]
         ids, probs = ids[keep], probs[keep]
         names = getattr(trainer.datamodule, "predict_names", None)
-        check_not_a_users_file(self.path, self.overwrite)  # again: a file may have appeared while predicting
+        # Checked again: predicting takes a while. A file that appears after this is not replaced either.
+        replace = may_replace(self.path, self.overwrite, skip_list=names is not None)
+        try:
+            write_csv(Path(self.path), ids, probs, names, replace=replace)
+        except FileExistsError:
+            raise appeared(self.path) from None
         self.written = Path(self.path)
-        write_csv(self.written, ids, probs, names)
         log.info("wrote %d predictions to %s", len(ids), self.written)
         if names is not None:
             skipped = getattr(trainer.datamodule, "predict_skipped", None) or []
             self.skipped_file = write_skipped(skipped_list(self.written), skipped, self.written)
 
 
-def write_csv(path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[str] | None = None) -> None:
+def write_csv(
+    path: Path, ids: torch.Tensor, probs: torch.Tensor, names: list[str] | None = None, replace: bool = True
+) -> None:
     confidence, pred = probs.max(dim=1)
-    with atomic_write(path, newline="") as f:
+    with atomic_write(path, newline="", replace=replace) as f:
         writer = csv.writer(f)
         writer.writerow([*PREDICTION_COLUMNS, *(f"p{k}" for k in range(probs.shape[1]))])
         for i, p, c, row in zip(ids.tolist(), pred.tolist(), confidence.tolist(), probs.tolist(), strict=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -143,43 +144,24 @@ def output_folder(run_dir: Path, subcommand: str, output_dir: str | None) -> Pat
             f"{flag} already holds other files; give a new or empty folder with --output_dir DIR (or one an "
             "earlier validate, test or predict wrote)"
         )
-    if not _writable(folder):
+    if not writable(folder):
         where = f"{flag} is not writable" if given else f"cannot write into {folder} (the folder is read-only)"
         raise UsageError(f"{where}; send the outputs elsewhere with --output_dir DIR")
-    if record is not None and any(folder.iterdir()):
-        # An earlier evaluation's outputs, which this one replaces: said in one line of ours instead of the
-        # CSVLogger's warning that "previous log files in this directory will be deleted".
-        log.info("replacing the outputs of an earlier %s in %s", record.get("subcommand", subcommand), shown(folder))
-        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     return folder
 
 
-def check_predictions_path(path: str, overwrite: bool = False) -> None:
-    """`--predictions.path` must name a file that can be written: refused before predicting."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise UsageError(
-            f"--predictions.path {path} is a folder; give a file name, e.g. {Path(path) / layout.PREDICTIONS}"
-        )
-    if not _writable(target.parent):
-        raise UsageError(
-            f"--predictions.path {path}: cannot write into {target.parent}; give a path in a writable folder"
-        )
-    check_not_a_users_file(path, overwrite)
+def say_replacing(folder: Path) -> None:
+    """After every check has passed: an earlier evaluation's outputs in `folder`, which this one replaces, are
+    named in one line of ours instead of the CSVLogger's warning that "previous log files ... will be deleted"."""
+    record = layout.read_record(folder) if folder.is_dir() else None
+    if record is None or not any(folder.iterdir()):
+        return
+    log.info("replacing the outputs of an earlier %s in %s", record.get("subcommand", "evaluation"), shown(folder))
+    message = rf"Experiment logs directory {re.escape(str(folder))} exists and is not empty"
+    warnings.filterwarnings("ignore", message=message)  # this folder's only
 
 
-def check_not_a_users_file(path: str, overwrite: bool) -> None:
-    """An existing file at `--predictions.path` is replaced only when an earlier predict wrote it (its header
-    says so) or `--predictions.overwrite true` says to: a user's own file is never written over unasked."""
-    target = Path(path).expanduser()
-    if (target.exists() or target.is_symlink()) and not overwrite and not layout.is_predictions_csv(target):
-        raise UsageError(
-            f"--predictions.path {path} already exists and is not a predictions CSV; give another path, or add "
-            "--predictions.overwrite true to replace it"
-        )
-
-
-def _writable(folder: Path) -> bool:
+def writable(folder: Path) -> bool:
     """Can this process create `folder` (or files in it)? The nearest existing folder decides."""
     existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
     return existing is not None and existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)

@@ -68,9 +68,10 @@ def _patch(torch):
         def is_capturing(self):
             return False
 
-    acc = torch.accelerator
-    acc.current_stream = lambda device=None: _Stream()
-    acc.current_device_index = lambda: 0
+    acc = getattr(torch, "accelerator", None)  # torch 2.6 and later
+    if acc is not None:
+        acc.current_stream = lambda device=None: _Stream()
+        acc.current_device_index = lambda: 0
     cuda.is_current_stream_capturing = lambda: False
     _note("patched torch.cuda")
 
