@@ -197,7 +197,8 @@ def lines(report: dict) -> list[str]:
 
 
 def sweep_lines(sweep: dict) -> list[str]:
-    """`  sweep criterion=ce,mse trainer.max_epochs=1: wall 30.1 s, fits 6.0 + 6.2 s, 9.0 s a job more; ...`."""
+    """`  sweep criterion=ce,mse trainer.max_epochs=1: exit 0, wall 30.0 s, fits 6.0 + 6.2 s, 8.9 s a job beyond its
+    fit; joblib n_jobs=2 20.0 s (1.50x)`, or the sweep's note when it has no per-job figures."""
     if not sweep:
         return []
     line = f"  sweep criterion=ce,mse trainer.max_epochs=1: exit {sweep['rc']}, wall {sweep['wall_s']:.1f} s"
@@ -211,20 +212,19 @@ def sweep_lines(sweep: dict) -> list[str]:
 
 
 def evaluation_lines(evaluation: dict) -> list[str]:
-    """`  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.3 s (exit 0): +1.2 s wall; ...`."""
+    """`  test, batch 2048: plain script 9.1 s (exit 0), mnistctl test 10.4 s (exit 0): +1.3 s wall, test acc ...`
+    and the same for predict, or the note saying why there are none."""
     if "note" in evaluation:
         return [f"  test/predict: {evaluation['note']}"]
     out = []
     for what in ("test", "predict"):
         if what not in evaluation:
             continue
-        plain, ours = evaluation[what]["plain"], evaluation[what]["mnistctl"]
+        plain, ours, gap = (evaluation[what][key] for key in ("plain", "mnistctl", "wall_gap_s"))
         line = (
             f"  {what}, batch {evaluation['batch_size']}: plain script {plain['wall_s']:.1f} s (exit {plain['rc']}), "
         )
-        line += (
-            f"mnistctl {what} {ours['wall_s']:.1f} s (exit {ours['rc']}): {evaluation[what]['wall_gap_s']:+.1f} s wall"
-        )
+        line += f"mnistctl {what} {ours['wall_s']:.1f} s (exit {ours['rc']}): {gap:+.1f} s wall"
         if what == "test":
             accs = [row.get("test_acc") for row in (plain, ours)]
             line += ", test acc " + " / ".join("-" if a is None else f"{100 * a:.2f}%" for a in accs)
