@@ -6,7 +6,7 @@
 #
 # For a machine with a CUDA GPU and no network: it installs nothing. Its Python must import torch,
 # pytorch_lightning, jsonargparse, hydra, pytest and this checkout's mnistctl with its configs
-# (`pip install -e .`, or the wheels listed in ../shared/NOTES.md, "A GPU machine"); it checks that first.
+# (`pip install -e .`, or the wheels scripts/gpu-wheels.sh fetches, see ../shared/NOTES.md); it checks that first.
 # Steps, each with a time budget (a step over its budget is stopped and reported as `timeout`):
 #   gpu    pytest -m gpu                (GPU_CHECK_GPU_S, default 200 s, 440 s without the bench step; 141 s on an H200)
 #   fast   pytest -m "not slow and not slurm and not gpu"  (GPU_CHECK_FAST_S, default 300 s)
@@ -19,7 +19,8 @@
 # 0 for none): the tiny GPU runs share the one GPU, each in its own process.
 # Logs and the benchmark's JSON go to $GPU_CHECK_DIR (default: a new temporary folder). A summary ends the output,
 # naming every test that failed (also in a step stopped at its budget).
-# Exit status: 0 every step passed; 1 a step failed or timed out; 2 no CUDA GPU; 3 the Python cannot run the check.
+# Exit status: 0 every step passed; 1 a step failed or timed out; 2 no CUDA GPU; 3 the Python cannot run the check
+# or GPU_CHECK_STEPS names no step, an unknown one or one twice.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -54,7 +55,7 @@ if ! "$PYTHON" -c 'import pytest, pytorch_lightning, jsonargparse, hydra
 from mnistctl.config_files import packaged_config
 assert packaged_config("gpu.yaml").is_file(), "mnistctl without its configs"' >"$OUT/preflight.log" 2>&1; then
     echo "gpu-check: $PYTHON cannot run the check: $(tail -n 1 "$OUT/preflight.log")" >&2
-    echo "gpu-check: install mnistctl editable with its test tools, or the wheels of ../shared/NOTES.md" >&2
+    echo "gpu-check: install mnistctl editable with its test tools, or the wheels of scripts/gpu-wheels.sh" >&2
     exit 3
 fi
 parallel=()
