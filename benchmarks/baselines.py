@@ -104,8 +104,9 @@ def run_recipe(samples: int, json_path: str, batch_size: int = 32, workers: int 
     trainer.test(model, loader(test))
 
 
-def _normalise(images: torch.Tensor) -> torch.Tensor:
-    # (B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised, channels_last: as mnistctl's DataModule does.
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised, channels_last, on the images' device: as mnistctl's
+    DataModule does (B's batches here, G-B's and the plain test/predict scripts' on a GPU)."""
     x = images.unsqueeze(1).float().div_(255.0).sub_(MEAN).div_(STD)
     return x.contiguous(memory_format=torch.channels_last)
 
@@ -113,7 +114,7 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
 def plain_batch(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The rows `idx` cut as mnistctl's TensorBatches cuts them (index_select) and normalised as its DataModule
     does: B's batches, and step_phases' plain step's."""
-    return _normalise(images.index_select(0, idx)), labels.index_select(0, idx)
+    return normalise(images.index_select(0, idx)), labels.index_select(0, idx)
 
 
 def plain_step(
@@ -164,7 +165,7 @@ def run_plain(
     correct = 0
     with torch.inference_mode(), autocast:
         for i in range(0, len(test.data), 1000):
-            logits = net(_normalise(test.data[i : i + 1000]))
+            logits = net(normalise(test.data[i : i + 1000]))
             correct += int((logits.argmax(-1) == test.targets[i : i + 1000]).sum())
     samples_seen = min(steps * batch_size, len(images), samples)
     result = {"train_s": train_s, "train_cpu_s": train_cpu_s, "train_samples": samples_seen}

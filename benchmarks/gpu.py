@@ -18,6 +18,7 @@ so and measures nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks import extras
-from benchmarks.plain_eval import normalise
+from benchmarks.baselines import normalise, plain_step
 from benchmarks.proc import measure
 from mnistctl.config_files import packaged_config
 from mnistctl.layout import read_record
@@ -57,7 +58,6 @@ def run_plain(json_path: str, seed: int = 42, device: str = "cuda", steps: int |
     `device` cpu and `steps` (per epoch) only check the loop itself on a machine without a GPU.
     """
     import torch
-    import torch.nn.functional as F
 
     from mnistctl.data.mnist_files import load_split, prepare_root
     from mnistctl.network import CNN
@@ -85,11 +85,7 @@ def run_plain(json_path: str, seed: int = 42, device: str = "cuda", steps: int |
         shuffled = torch.randperm(len(images), device=device)
         for step in range(per_epoch):
             idx = shuffled[step * r["batch_size"] : (step + 1) * r["batch_size"]]
-            loss = F.cross_entropy(net(normalise(images.index_select(0, idx))), labels.index_select(0, idx))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            plain_step(net, optimizer, schedule, contextlib.nullcontext(), images, labels, idx)  # float32
     sync()
     train_s = time.perf_counter() - start
     net.eval()

@@ -19,17 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.baselines import normalise
 from mnistctl.layout import PREDICTION_COLUMNS
-
-MEAN, STD = 0.1307, 0.3081  # the DataModule's defaults
-
-
-def normalise(x):
-    """(B, 28, 28) uint8 -> (B, 1, 28, 28) float, normalised and channels_last, on x's device (as the
-    DataModule's on_after_batch_transfer does it)."""
-    import torch
-
-    return x.unsqueeze(1).float().div_(255.0).sub_(MEAN).div_(STD).contiguous(memory_format=torch.channels_last)
 
 
 def evaluate(ckpt: str, device_name: str, batch_size: int, csv_path: str | None) -> dict:
