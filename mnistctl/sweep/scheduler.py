@@ -16,8 +16,10 @@ import shutil
 import subprocess
 
 log = logging.getLogger(__name__)
-LIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING")
-QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD")
+QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT")
+# A job that has not ended: queued, running, or passing through one of the states SLURM shows while it signals,
+# suspends, or winds down an attempt before requeueing it (STAGE_OUT, SIGNALING: squeue's names for its flags).
+LIVE = (*QUEUED, "RUNNING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "SUSPENDED")
 TIMEOUT_S = 30
 
 

@@ -8,7 +8,8 @@ On a cluster without accounting (the local one of scripts/local-slurm.sh, many s
 and the sweep waits forever. This waits for the result file as submitit does, and also asks squeue and
 scontrol (scheduler.py) every few seconds: a job that SLURM no longer runs nor queues gets its job.json as
 its result (interrupted: `--resume` continues it), so the sweep goes on and summarises. A requeued job is
-queued again, so it is awaited on: its next attempt returns the result.
+queued again, so it is awaited on: its next attempt returns the result. A job counts as ended
+only when SLURM says so at every poll for GRACE_S seconds.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ class AwaitedJob:
         ended_at = None
         while not self.job.done():  # the result file exists (or sacct says the job ended)
             time.sleep(POLL_S)
-            if ended_at is None and self._ended():
+            # Ended at every poll for GRACE_S, not once: a requeued job may look ended for a moment between its
+            # attempts (forgotten by squeue, a state between flags), and its next attempt is still to be awaited.
+            if not self._ended():
+                ended_at = None
+            elif ended_at is None:
                 ended_at = time.monotonic()
-            if ended_at is not None and time.monotonic() - ended_at > GRACE_S:
+            elif time.monotonic() - ended_at > GRACE_S:
                 return [self._without_result()]
         return self.job.results()
 

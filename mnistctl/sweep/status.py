@@ -70,8 +70,8 @@ def _state(row: dict, asked: bool) -> tuple[str, str]:
     if slurm_id and slurm is not None:
         if scheduler.is_queued(slurm):
             return "queued", f"SLURM {slurm}" + (", requeued" if record else "")
-        if scheduler.is_live(slurm):
-            return "running", ""
+        if scheduler.is_live(slurm):  # running, or suspended, signalled, winding down: SLURM's word says which
+            return "running", "" if slurm == "RUNNING" else f"SLURM {slurm}"
         if record is None:
             word = "cancelled" if slurm.startswith("CANCELLED") else "failed"
             return word, f"SLURM {slurm} before it started; --resume submits it again"

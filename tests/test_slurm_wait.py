@@ -1,0 +1,102 @@
+"""How a sweep waits for a job on SLURM (mnistctl/sweep/slurm_wait.py): a requeued job that looks ended for a
+moment is still awaited; a job that stays ended gets its job.json as its result.
+
+    .venv/bin/python -m pytest tests/test_slurm_wait.py
+
+SLURM's answers are scripted here (a real cluster's requeue rarely shows the moment these tests need): the
+job is the stand-in for submitit's, and what squeue says comes from `states`, one answer per poll.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mnistctl.sweep import scheduler, slurm_wait, status
+from mnistctl.sweep.job_folder import write_record
+
+JOB_ID, KEY = "7_0", "criterion=ce"
+POLLS_BEYOND_GRACE = 20  # the grace below is five polls
+
+
+class SubmittedJob:
+    """submitit's Job as AwaitedJob uses it: done() once its result file exists, after `polls` polls."""
+
+    def __init__(self, polls: int) -> None:
+        self.job_id, self.polls = JOB_ID, polls
+
+    def done(self) -> bool:
+        self.polls -= 1
+        return self.polls < 0
+
+    def results(self) -> list:
+        return ["the job's result"]
+
+
+class Clock:
+    """slurm_wait's time: sleeping moves it on at once, so the polls and the grace period are counted exactly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """Scripts squeue's answer about the job, one per poll (the last one repeats); the grace is five polls."""
+    script: list[str | None] = []
+
+    def slurm_states(ids: list[str]) -> dict[str, str]:
+        state = script.pop(0) if len(script) > 1 else script[0]
+        return {} if state is None else {JOB_ID: state}
+
+    monkeypatch.setattr(slurm_wait, "time", Clock())
+    monkeypatch.setattr(slurm_wait, "GRACE_S", slurm_wait.POLL_S * 5)
+    monkeypatch.setattr(scheduler, "slurm_states", slurm_states)
+    return script
+
+
+@pytest.mark.parametrize("between", [None, "STAGE_OUT"], ids=["forgotten", "stage-out"])
+def test_a_requeued_job_that_looks_ended_for_a_moment_is_still_awaited(answers, tmp_path, between):
+    # Bug caught: the first poll that saw the job ended started a grace period that nothing ended, so a
+    # requeued job whose next attempt outlasted it was reported "interrupted" while it was running.
+    answers += ["RUNNING", between, "PENDING", "RUNNING"]
+    job = slurm_wait.AwaitedJob(SubmittedJob(polls=POLLS_BEYOND_GRACE), tmp_path, KEY)
+    assert job.results() == ["the job's result"]
+
+
+def test_a_job_that_ends_after_looking_ended_once_still_gets_time_to_write_its_result(answers, tmp_path):
+    # Bug caught: the grace period counted from the moment long before, so a job that returned was reported
+    # "interrupted" in the seconds submitit takes to write its result.
+    answers += ["RUNNING", None, *["RUNNING"] * 10, "COMPLETED"]  # the result is there two polls after it ended
+    assert slurm_wait.AwaitedJob(SubmittedJob(polls=14), tmp_path, KEY).results() == ["the job's result"]
+
+
+@pytest.mark.parametrize("state", ["SIGNALING", "STOPPED", "SUSPENDED", "SPECIAL_EXIT"])
+def test_a_job_slurm_still_holds_is_awaited(answers, tmp_path, state):
+    # Bug caught: states SLURM shows for a job it still holds, read as ended.
+    answers += [state]
+    assert slurm_wait.AwaitedJob(SubmittedJob(polls=POLLS_BEYOND_GRACE), tmp_path, KEY).results() == [
+        "the job's result"
+    ]
+
+
+@pytest.mark.parametrize("ended", [None, "CANCELLED", "TIMEOUT"], ids=["forgotten", "cancelled", "timeout"])
+def test_a_job_that_stays_ended_gets_its_record_as_interrupted(answers, tmp_path, ended):
+    job_dir = tmp_path / "0"
+    job_dir.mkdir()
+    write_record(job_dir, {"key": KEY, "status": "running", "val_acc": 0.9})
+    answers += ["RUNNING", ended]
+    [result] = slurm_wait.AwaitedJob(SubmittedJob(polls=10**6), tmp_path, KEY).results()
+    assert result.return_value.record == {"key": KEY, "status": "interrupted", "val_acc": 0.9}
+
+
+@pytest.mark.parametrize(("state", "note"), [("RUNNING", ""), ("SUSPENDED", "SLURM SUSPENDED")])
+def test_sweep_status_says_which_state_a_job_slurm_still_holds_is_in(state, note):
+    # Bug caught: a suspended job shown as plainly running (or as interrupted, before SUSPENDED counted as live).
+    row = {"record": {"status": "running"}, "slurm_job_id": JOB_ID, "slurm_state": state}
+    assert status._state(row, asked=True) == ("running", note)
