@@ -111,6 +111,7 @@ def test_signalled_and_requeued_jobs_continue_from_their_checkpoint(slurm_env, t
     finally:
         proc.kill()
     assert proc.returncode == 0, err[-3000:] + out[-3000:]  # the sweep's own log lines are Hydra's, on stdout
+    assert "sacct" not in err + out  # the cluster keeps no accounting: nothing asks sacct at every poll
     for job in (0, 1):
         check_continued(sweep_dir, job, trained[job])
         assert record(sweep_dir, job)["slurm_restarts"] == 1
@@ -133,6 +134,7 @@ def test_a_cancelled_job_is_interrupted_and_resume_continues_it(slurm_env, tmp_p
     finally:
         proc.kill()
     assert proc.returncode == 1, err[-3000:] + out[-3000:]
+    assert "sacct" not in err + out
     stopped = record(sweep_dir, 0)
     assert (stopped["status"], stopped["returncode"]) == ("interrupted", 143), stopped
     assert stopped["error"] == "stopped by SIGTERM (exit code 143); resumable from last.ckpt"

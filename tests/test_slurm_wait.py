@@ -9,6 +9,9 @@ job is the stand-in for submitit's, and what squeue says comes from `states`, on
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from mnistctl.sweep import scheduler, slurm_wait, status
@@ -19,14 +22,19 @@ POLLS_BEYOND_GRACE = 20  # the grace below is five polls
 
 
 class SubmittedJob:
-    """submitit's Job as AwaitedJob uses it: done() once its result file exists, after `polls` polls."""
+    """submitit's Job as AwaitedJob uses it: its result file appears after `polls` polls. Its done() would ask
+    sacct, which a cluster without accounting answers with an error that submitit prints at every poll."""
 
-    def __init__(self, polls: int) -> None:
+    def __init__(self, polls: int, folder: Path) -> None:
         self.job_id, self.polls = JOB_ID, polls
+        self.paths = SimpleNamespace(folder=folder, result_pickle=self)
 
-    def done(self) -> bool:
+    def exists(self) -> bool:  # paths.result_pickle.exists()
         self.polls -= 1
         return self.polls < 0
+
+    def done(self) -> bool:
+        raise AssertionError("done() asks sacct")
 
     def results(self) -> list:
         return ["the job's result"]
@@ -65,7 +73,7 @@ def test_a_requeued_job_that_looks_ended_for_a_moment_is_still_awaited(answers, 
     # Bug caught: the first poll that saw the job ended started a grace period that nothing ended, so a
     # requeued job whose next attempt outlasted it was reported "interrupted" while it was running.
     answers += ["RUNNING", between, "PENDING", "RUNNING"]
-    job = slurm_wait.AwaitedJob(SubmittedJob(polls=POLLS_BEYOND_GRACE), tmp_path, KEY)
+    job = slurm_wait.AwaitedJob(SubmittedJob(POLLS_BEYOND_GRACE, tmp_path), tmp_path, KEY)
     assert job.results() == ["the job's result"]
 
 
@@ -73,14 +81,14 @@ def test_a_job_that_ends_after_looking_ended_once_still_gets_time_to_write_its_r
     # Bug caught: the grace period counted from the moment long before, so a job that returned was reported
     # "interrupted" in the seconds submitit takes to write its result.
     answers += ["RUNNING", None, *["RUNNING"] * 10, "COMPLETED"]  # the result is there two polls after it ended
-    assert slurm_wait.AwaitedJob(SubmittedJob(polls=14), tmp_path, KEY).results() == ["the job's result"]
+    assert slurm_wait.AwaitedJob(SubmittedJob(14, tmp_path), tmp_path, KEY).results() == ["the job's result"]
 
 
 @pytest.mark.parametrize("state", ["SIGNALING", "STOPPED", "SUSPENDED", "SPECIAL_EXIT"])
 def test_a_job_slurm_still_holds_is_awaited(answers, tmp_path, state):
     # Bug caught: states SLURM shows for a job it still holds, read as ended.
     answers += [state]
-    assert slurm_wait.AwaitedJob(SubmittedJob(polls=POLLS_BEYOND_GRACE), tmp_path, KEY).results() == [
+    assert slurm_wait.AwaitedJob(SubmittedJob(POLLS_BEYOND_GRACE, tmp_path), tmp_path, KEY).results() == [
         "the job's result"
     ]
 
@@ -91,7 +99,7 @@ def test_a_job_that_stays_ended_gets_its_record_as_interrupted(answers, tmp_path
     job_dir.mkdir()
     write_record(job_dir, {"key": KEY, "status": "running", "val_acc": 0.9})
     answers += ["RUNNING", ended]
-    [result] = slurm_wait.AwaitedJob(SubmittedJob(polls=10**6), tmp_path, KEY).results()
+    [result] = slurm_wait.AwaitedJob(SubmittedJob(10**6, tmp_path), tmp_path, KEY).results()
     assert result.return_value.record == {"key": KEY, "status": "interrupted", "val_acc": 0.9}
 
 

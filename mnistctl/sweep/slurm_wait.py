@@ -4,16 +4,18 @@
 
 Hydra's submitit launcher waits on `job.results()`, and submitit learns that a job ended without a result
 (cancelled with `scancel`, killed at a time limit it could not requeue, a lost node) only from `sacct`.
-On a cluster without accounting (the local one of scripts/local-slurm.sh, many small ones) it never does,
-and the sweep waits forever. This waits for the result file as submitit does, and also asks squeue and
-scontrol (scheduler.py) every few seconds: a job that SLURM no longer runs nor queues gets its job.json as
+On a cluster without accounting (the local one of scripts/local-slurm.sh, many small ones) it never does:
+the sweep waits forever, warning at every poll that sacct failed. On one with accounting, results() raises
+for such a job and the whole sweep stops. This waits for the result file alone, and asks squeue, scontrol
+and sacct (scheduler.py) every few seconds: a job that SLURM no longer runs nor queues gets its job.json as
 its result (interrupted: `--resume` continues it), so the sweep goes on and summarises. A requeued job is
-queued again, so it is awaited on: its next attempt returns the result. A job counts as ended
-only when SLURM says so at every poll for GRACE_S seconds.
+queued again, so it is awaited on: its next attempt returns the result. A job counts as ended only when
+SLURM says so at every poll for GRACE_S seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -34,7 +36,7 @@ class AwaitedJob:
 
     def results(self) -> list:
         ended_at = None
-        while not self.job.done():  # the result file exists (or sacct says the job ended)
+        while not self._has_result():
             time.sleep(POLL_S)
             # Ended at every poll for GRACE_S, not once: a requeued job may look ended for a moment between its
             # attempts (forgotten by squeue, a state between flags), and its next attempt is still to be awaited.
@@ -45,6 +47,15 @@ class AwaitedJob:
             elif time.monotonic() - ended_at > GRACE_S:
                 return [self._without_result()]
         return self.job.results()
+
+    def _has_result(self) -> bool:
+        """The job's result file exists. Not submitit's done(), which also asks sacct: where the cluster keeps no
+        accounting, sacct fails and submitit warns of it at every poll; where it does, a cancelled job is
+        "done", and its results() raises and stops the whole sweep. Whether it ended is `_ended`'s to say."""
+        folder = self.job.paths.folder
+        with contextlib.suppress(OSError):
+            folder.chmod(folder.stat().st_mode)  # refreshes a network file system's view, as submitit does
+        return self.job.paths.result_pickle.exists()
 
     def _ended(self) -> bool:
         try:
