@@ -75,3 +75,31 @@ def test_detach_returns_at_once_and_status_summary_resume_follow_the_jobs(slurm_
     assert status_rows(after.stdout) == {"0": "completed", "1": "completed"}, after.stdout
     assert after.stdout.endswith("2 completed\n")
     assert not set(ids) & set(slurm(slurm_env, "squeue", "--noheader", "--array", "--format=%i").split())
+
+
+def test_a_suspended_job_is_still_on_the_cluster_and_resume_does_not_run_it_twice(slurm_env, tmp_path):
+    # Bug caught: SUSPENDED was not a live state, so --status called the job interrupted and --resume submitted
+    # it again while it still held its run folder: two attempts wrote one run once it was resumed.
+    sweep_dir = tmp_path / "d"
+    args = ["--detach", "criterion=ce", *SLURM_LAUNCHER, *BUDGET, f"hydra.sweep.dir={sweep_dir}"]
+    done = run_cli("sweep", *args, env=slurm_env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [job] = [j["slurm_job_id"] for j in json.loads((sweep_dir / "slurm.json").read_text())["submissions"][0]["jobs"]]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job_info(slurm_env, job)[0]["JobState"] != "RUNNING":
+        time.sleep(0.2)
+    slurm(slurm_env, "scontrol", "suspend", job)
+    try:
+        status = run_cli("sweep", "--status", str(sweep_dir), env=slurm_env)
+        assert re.search(r"│\s+0 │ criterion=ce [^│]*│ running\s+│", status.stdout), status.stdout  # one job: every override
+        assert "SLURM SUSPENDED" in status.stdout and "--resume continues it" not in status.stdout
+        refused = run_cli("sweep", "--resume", str(sweep_dir), "--detach", env=slurm_env)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert f"1 job(s) of {sweep_dir} are still queued or running on SLURM ({job})" in refused.stderr
+        assert len(json.loads((sweep_dir / "slurm.json").read_text())["submissions"]) == 1  # nothing submitted
+    finally:
+        slurm(slurm_env, "scontrol", "resume", job)
+    resumed = run_cli("sweep", "--resume", str(sweep_dir), env=slurm_env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    [row] = read_csv(sweep_dir / "summary.csv")
+    assert (row["status"], row["attempts"]) == ("completed", "1")  # it ran once, suspended and resumed by SLURM
