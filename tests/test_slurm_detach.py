@@ -91,7 +91,8 @@ def test_a_suspended_job_is_still_on_the_cluster_and_resume_does_not_run_it_twic
     slurm(slurm_env, "scontrol", "suspend", job)
     try:
         status = run_cli("sweep", "--status", str(sweep_dir), env=slurm_env)
-        assert re.search(r"│\s+0 │ criterion=ce [^│]*│ running\s+│", status.stdout), status.stdout  # one job: every override
+        # One job: its overrides column holds every override.
+        assert re.search(r"│\s+0 │ criterion=ce [^│]*│ running\s+│", status.stdout), status.stdout
         assert "SLURM SUSPENDED" in status.stdout and "--resume continues it" not in status.stdout
         refused = run_cli("sweep", "--resume", str(sweep_dir), "--detach", env=slurm_env)
         assert refused.returncode == 2, refused.stderr[-3000:]
