@@ -18,6 +18,7 @@ from mnistctl.sweep import scheduler, slurm_wait, status
 from mnistctl.sweep.job_folder import write_record
 
 JOB_ID, KEY = "7_0", "criterion=ce"
+UNANSWERED = "(squeue does not answer)"
 POLLS_BEYOND_GRACE = 20  # the grace below is five polls
 
 
@@ -60,6 +61,8 @@ def answers(monkeypatch):
 
     def slurm_states(ids: list[str]) -> dict[str, str]:
         state = script.pop(0) if len(script) > 1 else script[0]
+        if state == UNANSWERED:
+            raise scheduler.Unreachable("squeue did not answer")
         return {} if state is None else {JOB_ID: state}
 
     monkeypatch.setattr(slurm_wait, "time", Clock())
@@ -84,9 +87,18 @@ def test_a_job_that_ends_after_looking_ended_once_still_gets_time_to_write_its_r
     assert slurm_wait.AwaitedJob(SubmittedJob(14, tmp_path), tmp_path, KEY).results() == ["the job's result"]
 
 
-@pytest.mark.parametrize("state", ["SIGNALING", "STOPPED", "SUSPENDED", "SPECIAL_EXIT"])
+def test_a_result_that_appears_as_the_grace_runs_out_is_taken(answers, tmp_path):
+    # Bug caught: the job was given up without a last look for its result file, which submitit may have
+    # written during the poll that ended the grace.
+    answers += ["RUNNING", None]  # forgotten from the second poll on: the grace runs out at the eighth
+    assert slurm_wait.AwaitedJob(SubmittedJob(8, tmp_path), tmp_path, KEY).results() == ["the job's result"]
+
+
+@pytest.mark.parametrize(
+    "state", ["SIGNALING", "STAGE_OUT", "STOPPED", "SUSPENDED", "SPECIAL_EXIT", "RESV_DEL_HOLD", UNANSWERED]
+)
 def test_a_job_slurm_still_holds_is_awaited(answers, tmp_path, state):
-    # Bug caught: states SLURM shows for a job it still holds, read as ended.
+    # Bug caught: states SLURM shows for a job it still holds, or no answer at all, read as ended.
     answers += [state]
     assert slurm_wait.AwaitedJob(SubmittedJob(POLLS_BEYOND_GRACE, tmp_path), tmp_path, KEY).results() == [
         "the job's result"
@@ -101,6 +113,17 @@ def test_a_job_that_stays_ended_gets_its_record_as_interrupted(answers, tmp_path
     answers += ["RUNNING", ended]
     [result] = slurm_wait.AwaitedJob(SubmittedJob(10**6, tmp_path), tmp_path, KEY).results()
     assert result.return_value.record == {"key": KEY, "status": "interrupted", "val_acc": 0.9}
+
+
+def test_a_job_that_stays_ended_is_given_up_though_squeue_sometimes_does_not_answer(answers, tmp_path):
+    # Bug caught: an unanswered poll counted as "still there" and restarted the grace period, so with a
+    # controller that times out now and then the sweep never gave up on a job that had ended.
+    job_dir = tmp_path / "0"
+    job_dir.mkdir()
+    write_record(job_dir, {"key": KEY, "status": "running", "val_acc": None})
+    answers += ["RUNNING", *[None, None, UNANSWERED] * 100]  # longer than the 200 polls
+    [result] = slurm_wait.AwaitedJob(SubmittedJob(200, tmp_path), tmp_path, KEY).results()
+    assert result.return_value.record["status"] == "interrupted"
 
 
 @pytest.mark.parametrize(("state", "note"), [("RUNNING", ""), ("SUSPENDED", "SLURM SUSPENDED")])

@@ -16,9 +16,10 @@ import shutil
 import subprocess
 
 log = logging.getLogger(__name__)
-QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT")
-# A job that has not ended: queued, running, or passing through one of the states SLURM shows while it signals,
-# suspends, or winds down an attempt before requeueing it (STAGE_OUT, SIGNALING: squeue's names for its flags).
+# Waiting to start, held ones included (SPECIAL_EXIT: requeued and held; RESV_DEL_HOLD: its reservation deleted).
+QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT", "RESV_DEL_HOLD")
+# A job that has not ended: queued, running, suspended or stopped, or in one of the states squeue names for the
+# flags SLURM sets while it signals a job or finishes one (COMPLETING; STAGE_OUT: burst-buffer stage-out).
 LIVE = (*QUEUED, "RUNNING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "SUSPENDED")
 TIMEOUT_S = 30
 

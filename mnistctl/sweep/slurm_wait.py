@@ -5,7 +5,7 @@
 Hydra's submitit launcher waits on `job.results()`, and submitit learns that a job ended without a result
 (cancelled with `scancel`, killed at a time limit it could not requeue, a lost node) only from `sacct`.
 On a cluster without accounting (the local one of scripts/local-slurm.sh, many small ones) it never does:
-the sweep waits forever, warning at every poll that sacct failed. On one with accounting, results() raises
+the sweep waits forever, warning again and again that sacct failed. On one with accounting, results() raises
 for such a job and the whole sweep stops. This waits for the result file alone, and asks squeue, scontrol
 and sacct (scheduler.py) every few seconds: a job that SLURM no longer runs nor queues gets its job.json as
 its result (interrupted: `--resume` continues it), so the sweep goes on and summarises. A requeued job is
@@ -38,31 +38,35 @@ class AwaitedJob:
         ended_at = None
         while not self._has_result():
             time.sleep(POLL_S)
+            ended = self._ended()
             # Ended at every poll for GRACE_S, not once: a requeued job may look ended for a moment between its
             # attempts (forgotten by squeue, a state between flags), and its next attempt is still to be awaited.
-            if not self._ended():
+            # An unanswered poll (None) changes nothing.
+            if ended is False:
                 ended_at = None
-            elif ended_at is None:
+            elif ended and ended_at is None:
                 ended_at = time.monotonic()
-            elif time.monotonic() - ended_at > GRACE_S:
+            elif ended and time.monotonic() - ended_at > GRACE_S and not self._has_result():
                 return [self._without_result()]
         return self.job.results()
 
     def _has_result(self) -> bool:
         """The job's result file exists. Not submitit's done(), which also asks sacct: where the cluster keeps no
-        accounting, sacct fails and submitit warns of it at every poll; where it does, a cancelled job is
-        "done", and its results() raises and stops the whole sweep. Whether it ended is `_ended`'s to say."""
+        accounting, sacct fails and submitit warns of it every few polls; where it does, a cancelled job is
+        "done", and its results() raises and stops the whole sweep. Whether it ended is `_ended`'s to say.
+        A sweep job is one task (hydra.launcher.tasks_per_node 1): its result file is task 0's."""
         folder = self.job.paths.folder
         with contextlib.suppress(OSError):
             folder.chmod(folder.stat().st_mode)  # refreshes a network file system's view, as submitit does
         return self.job.paths.result_pickle.exists()
 
-    def _ended(self) -> bool:
+    def _ended(self) -> bool | None:
+        """Whether SLURM says the job ended (or has forgotten it); None when SLURM does not answer."""
         try:
             state = scheduler.slurm_states([self.job.job_id]).get(self.job.job_id)
         except scheduler.Unreachable as err:
             log.debug("cannot ask SLURM about job %s: %s", self.job.job_id, err)
-            return False
+            return None
         return not scheduler.is_live(state)  # ended, or forgotten by SLURM (None)
 
     def _without_result(self):
