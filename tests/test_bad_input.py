@@ -159,6 +159,9 @@ BAD_SWEEP_OVERRIDES = [
     ("hydra/sweeper=optuna model.dropout_ratio=interval(0.1,1.5)", "model.dropout_ratio must be in [0, 1), got 1.5"),
     ("hydra.sweeper.params={model.dropout_ratio:[0.1]}", "must be a string of sweep values"),
     ("hydra/launcher=joblib hydra.launcher.n_jobs=0", "hydra.launcher.n_jobs=0 runs no job at a time"),
+    # A sweep job is one fit: submitit would run the job function once per task, every fit in one job folder.
+    ("hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=2", "would start 2 fits of every job"),
+    ("hydra/launcher=submitit_local hydra.launcher.nodes=2", "hydra.launcher.nodes=2 would start 2 fits"),
     ("search=lr_dropout hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 runs no trial"),
     # The sweep folder: new or empty (a file, or a folder with a user's files, is refused).
     ("hydra.sweep.dir=afile", "hydra.sweep.dir="),

@@ -82,6 +82,7 @@ def make_plan(overrides: list[str], tree: Path) -> Plan:
     master = compose_master(overrides)
     hydra = master.hydra
     sweeper, launcher = hydra.runtime.choices["hydra/sweeper"], hydra.runtime.choices["hydra/launcher"]
+    _one_task_per_job(hydra, launcher)
     sweep_dir = _chosen_sweep_dir(hydra, tree)
     # The sweeper's params first, then the command line's task overrides: what every Hydra sweeper sweeps.
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
@@ -185,6 +186,21 @@ def _threads(parallel: int) -> int:
     from mnistctl.sweep.job import threads_per_job
 
     return threads_per_job(parallel)
+
+
+def _one_task_per_job(hydra, launcher: str) -> None:
+    """A sweep job is one `mnistctl fit` process. submitit runs the job function once per task: more tasks or
+    nodes per job would start that many fits of each job, all writing one job folder."""
+    if not launcher.startswith("submitit"):
+        return
+    for key in ("tasks_per_node", "nodes"):
+        value = hydra.launcher.get(key)
+        if value is not None and value != 1:
+            raise UsageError(
+                f"bad override: hydra.launcher.{key}={value} would start {value} fits of every job in one job "
+                "folder; a sweep job is one process (give it more with hydra.launcher.cpus_per_task or "
+                "gpus_per_node; DDP over several tasks: srun mnistctl fit, see the README)"
+            )
 
 
 def _parallel(hydra, launcher: str, batch: int) -> int:
