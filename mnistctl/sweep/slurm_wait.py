@@ -54,7 +54,7 @@ class AwaitedJob:
         """The job's result file exists. Not submitit's done(), which also asks sacct: where the cluster keeps no
         accounting, sacct fails and submitit warns of it every few polls; where it does, a cancelled job is
         "done", and its results() raises and stops the whole sweep. Whether it ended is `_ended`'s to say.
-        A sweep job is one task (hydra.launcher.tasks_per_node 1): its result file is task 0's."""
+        A sweep job is one task (plan.py refuses more): its result file is the job's only one."""
         folder = self.job.paths.folder
         with contextlib.suppress(OSError):
             folder.chmod(folder.stat().st_mode)  # refreshes a network file system's view, as submitit does
