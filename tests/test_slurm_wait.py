@@ -4,7 +4,7 @@ moment is still awaited; a job that stays ended gets its job.json as its result.
     .venv/bin/python -m pytest tests/test_slurm_wait.py
 
 SLURM's answers are scripted here (a real cluster's requeue rarely shows the moment these tests need): the
-job is the stand-in for submitit's, and what squeue says comes from `states`, one answer per poll.
+job is a stand-in for submitit's, and what squeue says comes from the `answers` fixture, one answer per poll.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ POLLS_BEYOND_GRACE = 20  # the grace below is five polls
 
 class SubmittedJob:
     """submitit's Job as AwaitedJob uses it: its result file appears after `polls` polls. Its done() would ask
-    sacct, which a cluster without accounting answers with an error that submitit prints at every poll."""
+    sacct, which a cluster without accounting answers with an error that submitit prints every few polls."""
 
     def __init__(self, polls: int, folder: Path) -> None:
         self.job_id, self.polls = JOB_ID, polls
@@ -54,6 +54,12 @@ class Clock:
         return self.now
 
 
+def started(sweep_dir: Path) -> None:
+    """The job's folder as its attempt leaves it when stopped from outside: job.json still says running."""
+    (sweep_dir / "0").mkdir()
+    write_record(sweep_dir / "0", {"key": KEY, "status": "running", "val_acc": 0.9})
+
+
 @pytest.fixture
 def answers(monkeypatch):
     """Scripts squeue's answer about the job, one per poll (the last one repeats); the grace is five polls."""
@@ -71,11 +77,10 @@ def answers(monkeypatch):
     return script
 
 
-@pytest.mark.parametrize("between", [None, "STAGE_OUT"], ids=["forgotten", "stage-out"])
-def test_a_requeued_job_that_looks_ended_for_a_moment_is_still_awaited(answers, tmp_path, between):
+def test_a_requeued_job_that_looks_ended_for_a_moment_is_still_awaited(answers, tmp_path):
     # Bug caught: the first poll that saw the job ended started a grace period that nothing ended, so a
     # requeued job whose next attempt outlasted it was reported "interrupted" while it was running.
-    answers += ["RUNNING", between, "PENDING", "RUNNING"]
+    answers += ["RUNNING", None, "PENDING", "RUNNING"]  # forgotten by squeue for one poll
     job = slurm_wait.AwaitedJob(SubmittedJob(POLLS_BEYOND_GRACE, tmp_path), tmp_path, KEY)
     assert job.results() == ["the job's result"]
 
@@ -107,9 +112,7 @@ def test_a_job_slurm_still_holds_is_awaited(answers, tmp_path, state):
 
 @pytest.mark.parametrize("ended", [None, "CANCELLED", "TIMEOUT"], ids=["forgotten", "cancelled", "timeout"])
 def test_a_job_that_stays_ended_gets_its_record_as_interrupted(answers, tmp_path, ended):
-    job_dir = tmp_path / "0"
-    job_dir.mkdir()
-    write_record(job_dir, {"key": KEY, "status": "running", "val_acc": 0.9})
+    started(tmp_path)
     answers += ["RUNNING", ended]
     [result] = slurm_wait.AwaitedJob(SubmittedJob(10**6, tmp_path), tmp_path, KEY).results()
     assert result.return_value.record == {"key": KEY, "status": "interrupted", "val_acc": 0.9}
@@ -118,9 +121,7 @@ def test_a_job_that_stays_ended_gets_its_record_as_interrupted(answers, tmp_path
 def test_a_job_that_stays_ended_is_given_up_though_squeue_sometimes_does_not_answer(answers, tmp_path):
     # Bug caught: an unanswered poll counted as "still there" and restarted the grace period, so with a
     # controller that times out now and then the sweep never gave up on a job that had ended.
-    job_dir = tmp_path / "0"
-    job_dir.mkdir()
-    write_record(job_dir, {"key": KEY, "status": "running", "val_acc": None})
+    started(tmp_path)
     answers += ["RUNNING", *[None, None, UNANSWERED] * 100]  # longer than the 200 polls
     [result] = slurm_wait.AwaitedJob(SubmittedJob(200, tmp_path), tmp_path, KEY).results()
     assert result.return_value.record["status"] == "interrupted"
