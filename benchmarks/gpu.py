@@ -244,9 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("\n".join(lines(report)) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    evaluated = [row for what in ("test", "predict") for row in report.get("evaluation", {}).get(what, {}).values()]
+    evaluation = report.get("evaluation", {})
+    evaluated = [
+        evaluation[what][side] for what in ("test", "predict") if what in evaluation for side in ("plain", "mnistctl")
+    ]
     rows = [*report.get("runs", {}).values(), *evaluated, *([report["sweep"]] if "sweep" in report else [])]
-    failed = any(row["rc"] for row in rows if isinstance(row, dict))
+    failed = any(row["rc"] for row in rows)
     return 1 if failed else 0
 
 
