@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import time
 from importlib import metadata
@@ -64,6 +65,10 @@ class RunManifest(Callback):
             "command": shlex.join(["mnistctl", *argv]),
             "argv": list(argv),
             "cwd": os.getcwd(),
+            # Who writes it: a reader on this host can tell a run killed without a word (SIGKILL, a stopped
+            # machine) from one still running (mnistctl.process_alive).
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "config": "config.yaml",  # the fully resolved config, saved by LightningCLI beside this file
             "config_files": config_files,
             "seed": config.get("seed_everything"),

@@ -12,8 +12,6 @@ local launchers, whether the process that ran it is still alive. Reads files and
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from mnistctl import layout
+from mnistctl.process_alive import process_alive
 from mnistctl.sweep import scheduler
 from mnistctl.sweep.detach import submitted_jobs
 from mnistctl.sweep.job_folder import read_record
@@ -94,18 +93,8 @@ def _state(row: dict, asked: bool) -> tuple[str, str]:
 
 
 def _process_alive(record: dict) -> bool | None:
-    """Whether the process that recorded this attempt still runs: None when this machine cannot tell (another
-    host, an old record). A live pid that started after the record is another process that reused it."""
-    host, pid = record.get("host"), record.get("pid")
-    if not host or not pid or host != socket.gethostname():
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
-    except OSError:
-        return False  # no such process
-    started = int(boot.split()[1]) + int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-    return started <= time.mktime(time.strptime(record["started"], "%Y-%m-%dT%H:%M:%S")) + 2
+    started = time.mktime(time.strptime(record["started"], "%Y-%m-%dT%H:%M:%S"))  # job.json: local time
+    return process_alive(record.get("host"), record.get("pid"), started)
 
 
 def _progress(row: dict, sweep_dir: Path) -> dict:

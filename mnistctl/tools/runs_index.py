@@ -11,13 +11,16 @@ like a git commit (7 characters, more where two ids would share them). Reads JSO
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from mnistctl import layout
 from mnistctl.flat_config import flatten
+from mnistctl.process_alive import process_alive
 
 ID_LENGTH = 7
 UNREADABLE = "unreadable"
@@ -39,7 +42,22 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.record.get("status")) if self.record is not None else UNREADABLE
+        if self.record is None:
+            return UNREADABLE
+        return "interrupted" if self.gone else str(self.record.get("status"))
+
+    @cached_property
+    def gone(self) -> bool:
+        """run.json says running, but the process that wrote it, on this machine, is gone: it was killed
+        (SIGKILL, out of memory, a machine that stopped) before it could record its end."""
+        record = self.record or {}
+        if record.get("status") != "running":
+            return False
+        try:
+            started = datetime.datetime.fromisoformat(str(record.get("started"))).timestamp()
+        except ValueError:
+            return False
+        return process_alive(record.get("host"), record.get("pid"), started) is False
 
     @property
     def subcommand(self) -> str | None:

@@ -1,0 +1,32 @@
+"""Whether the process that wrote a record (a run's run.json, a sweep job's job.json) still runs.
+
+    process_alive("node1", 4242, started=1764950000.0)   # True, False, or None: cannot tell from here
+
+A record left `running` by a process killed with SIGKILL (or a machine that stopped) never records its
+end; the pid and host it recorded let a reader on the same machine see that it is gone. A live pid that
+started after the record was written is another process that reused the number.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+START_SLACK_S = 2  # /proc's start time is in clock ticks, the record's to the second
+
+
+def process_alive(host: object, pid: object, started: float) -> bool | None:
+    """`started`: when the record says the process began, in seconds since the epoch. None when this machine
+    cannot tell: another host, or a record without host or pid (written by an older version)."""
+    if not host or not isinstance(pid, int) or pid <= 0 or host != socket.gethostname():
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+    except FileNotFoundError:
+        return False  # no such process
+    except (OSError, StopIteration):
+        return None  # no /proc here (not Linux), or it cannot be read
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command name in parentheses
+    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK") <= started + START_SLACK_S
