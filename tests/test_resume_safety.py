@@ -16,7 +16,7 @@ import torch
 import yaml
 from file_state import fingerprint
 
-from conftest import TINY, read_csv, run_cli, run_main
+from conftest import PROBES_ON_PATH, TINY, read_csv, run_cli, run_main
 
 TWO_EPOCHS = [*TINY, "--trainer.max_epochs", "2"]
 
@@ -159,3 +159,28 @@ def test_evaluation_uses_the_checkpoints_model_and_says_so(run, capsys):
     (warning,) = [line for line in err.splitlines() if "warning:" in line and "dropout_ratio" in line]
     assert "dropout_ratio 0.25 (not 0.5)" in warning
     assert yaml.safe_load((run / "test" / "config.yaml").read_text())["model"]["dropout_ratio"] == 0.25
+
+
+# -- last and best are the newest run's or nothing ---------------------------------------------------
+
+
+def test_last_and_best_never_fall_back_to_an_older_run(run, tmp_path, monkeypatch):
+    """The bug: a fit stopped by Ctrl-C in its first epoch has interrupted.ckpt but no last.ckpt, and the
+    interrupt told the user to run `fit --ckpt_path last`; `last` then fell through to the older run, which
+    that command trained on in place (its last.ckpt, metrics.csv, run.json rewritten); `test --ckpt_path
+    best` likewise tested the older run as if it were the newest."""
+    stop = ["--trainer.callbacks+=probes.InterruptAt", "--trainer.callbacks.epoch=0"]
+    stopped = run_cli("fit", *TINY, *stop, cwd=tmp_path, env=PROBES_ON_PATH)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    newest = tmp_path / "runs" / "mnist" / "version_1"
+    assert [p.name for p in (newest / "checkpoints").iterdir()] == ["interrupted.ckpt"]
+    assert "--ckpt_path last" not in stopped.stderr and "no epoch to resume from" in stopped.stderr
+    before = fingerprint(tmp_path / "runs")
+    for command in (["fit", *TWO_EPOCHS, "--ckpt_path", "last"], ["test", *TINY, "--ckpt_path", "best"], ["test", *TINY]):
+        done = run_cli(*command, cwd=tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "the newest fit run, runs/mnist/version_1, has no loadable" in lines[-1], lines[-1]
+        assert "its checkpoints: interrupted.ckpt" in lines[-1]
+    assert fingerprint(tmp_path / "runs") == before  # the older run was neither trained on nor tested
+    assert run.name == "version_0" and (run / "checkpoints" / "last.ckpt").is_file()

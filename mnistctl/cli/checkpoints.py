@@ -99,26 +99,45 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
     """
     path = Path(value).expanduser()
     if value in ("last", "best"):
-        for run in fit_runs(save_dir):
-            candidate = best_checkpoint(run) if value == "best" else last_checkpoint(run)
-            if candidate is not None and candidate.is_file() and _loads(candidate):
-                return candidate
-        raise UsageError(
-            f"--ckpt_path {value}: no fit run with a loadable {value} checkpoint under {Path(save_dir).resolve()}; "
-            "run 'mnistctl fit' first or give a checkpoint file"
-        )
+        run = _newest_run(value, save_dir)
+        candidate = best_checkpoint(run) if value == "best" else last_checkpoint(run)
+        if candidate is not None and candidate.is_file() and _loads(candidate):
+            return candidate
+        raise _not_in_newest_run(f"loadable {value} checkpoint", value, run)
     if path.exists():
         _cached(path)
         return path.resolve()
     if path.parent == Path(".") and path.suffix == ".ckpt":
-        for run in fit_runs(save_dir):
-            candidate = checkpoints_dir(run) / path.name
-            if candidate.is_file() and _loads(candidate):
-                return candidate
-        raise UsageError(
-            f"--ckpt_path {value}: not in the current folder, nor in any fit run under {Path(save_dir).resolve()}"
+        run = _newest_run(
+            value, save_dir, f"not in the current folder, nor in any fit run under {Path(save_dir).resolve()}"
         )
+        candidate = checkpoints_dir(run) / path.name
+        if candidate.is_file() and _loads(candidate):
+            return candidate
+        raise _not_in_newest_run(f"loadable {path.name}", value, run)
     raise UsageError(f"--ckpt_path {value} does not exist; give an existing .ckpt file, or 'last' or 'best'")
+
+
+def _newest_run(value: str, save_dir: str | os.PathLike, missing: str | None = None) -> Path:
+    """The newest fit run under save_dir: the one holding the newest checkpoint."""
+    runs = fit_runs(save_dir)
+    if not runs:
+        raise UsageError(
+            f"--ckpt_path {value}: "
+            + (missing or f"no fit run with checkpoints under {Path(save_dir).resolve()}")
+            + "; run 'mnistctl fit' first or give a checkpoint file"
+        )
+    return runs[0]
+
+
+def _not_in_newest_run(what: str, value: str, run: Path) -> UsageError:
+    """Never an older run instead: `fit --ckpt_path last` would train on in a run the user did not mean, and
+    `test`/`predict` would report on it as if it were the newest."""
+    held = ", ".join(sorted(p.name for p in checkpoints_dir(run).glob("*.ckpt"))) or "none"
+    return UsageError(
+        f"--ckpt_path {value}: the newest fit run, {shown(run)}, has no {what} (its checkpoints: {held}); "
+        "give a checkpoint file, e.g. one that 'mnistctl runs' lists"
+    )
 
 
 def newest_best(subcommand: str, save_dir: str | os.PathLike) -> Path:
@@ -126,6 +145,8 @@ def newest_best(subcommand: str, save_dir: str | os.PathLike) -> Path:
     try:
         ckpt = resolve_ckpt_path("best", save_dir)
     except UsageError:
+        if fit_runs(save_dir):
+            raise  # the newest run has no loadable best checkpoint: the message says which run and what it holds
         raise UsageError(
             f"'mnistctl {subcommand}' needs --ckpt_path: a .ckpt file, 'last' or 'best' (the newest fit run); "
             f"there is no fit run with a best checkpoint under {shown(save_dir)}"

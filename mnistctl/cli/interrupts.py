@@ -18,7 +18,7 @@ from pathlib import Path
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mnistctl.layout import INTERRUPTED
+from mnistctl.layout import INTERRUPTED, LAST
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ class InterruptCheckpoint(Callback):
         folder = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(trainer.log_dir or ".")
         path = folder / INTERRUPTED
         trainer.save_checkpoint(path)
-        log.warning(
-            "interrupted: saved %s; continue from the last completed epoch with 'mnistctl fit --ckpt_path last'", path
-        )
+        if (folder / LAST).is_file():
+            log.warning(
+                "interrupted: saved %s; continue from the last completed epoch with 'mnistctl fit --ckpt_path last'",
+                path,
+            )
+        else:  # `--ckpt_path last` would find no last.ckpt in this run, and must not take an older run's
+            log.warning("interrupted before its first epoch ended: saved %s; no epoch to resume from", path)
