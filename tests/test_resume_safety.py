@@ -176,7 +176,11 @@ def test_last_and_best_never_fall_back_to_an_older_run(run, tmp_path, monkeypatc
     assert [p.name for p in (newest / "checkpoints").iterdir()] == ["interrupted.ckpt"]
     assert "--ckpt_path last" not in stopped.stderr and "no epoch to resume from" in stopped.stderr
     before = fingerprint(tmp_path / "runs")
-    for command in (["fit", *TWO_EPOCHS, "--ckpt_path", "last"], ["test", *TINY, "--ckpt_path", "best"], ["test", *TINY]):
+    for command in (
+        ["fit", *TWO_EPOCHS, "--ckpt_path", "last"],
+        ["test", *TINY, "--ckpt_path", "best"],
+        ["test", *TINY],
+    ):
         done = run_cli(*command, cwd=tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
