@@ -102,8 +102,17 @@ def _make_dirs(folder: Path, created: list[Path] | None) -> None:
 
 
 def is_run_dir(folder: Path) -> bool:
-    """A folder a mnistctl fit made (it keeps its record there), as opposed to any folder holding a .ckpt."""
-    return (Path(folder) / RUN_RECORD).is_file()
+    """A folder a mnistctl fit made: its run.json is a fit's record. Not any folder holding a .ckpt, nor one
+    whose run.json is some other program's (mnistctl would write over that folder's files as its own)."""
+    record = read_record(folder)
+    return record is not None and record.get("subcommand") == "fit"
+
+
+def run_of_checkpoint(ckpt: Path) -> Path | None:
+    """The mnistctl run a checkpoint belongs to: `<run>/checkpoints/x.ckpt` of a run folder; else None."""
+    ckpt = Path(ckpt).resolve()
+    run = ckpt.parent.parent
+    return run if ckpt.parent.name == CHECKPOINTS and is_run_dir(run) else None
 
 
 def rank_rendezvous(root: Path, job_id: str, step_id: str) -> Path:

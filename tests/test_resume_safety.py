@@ -188,3 +188,29 @@ def test_last_and_best_never_fall_back_to_an_older_run(run, tmp_path, monkeypatc
         assert "its checkpoints: interrupted.ckpt" in lines[-1]
     assert fingerprint(tmp_path / "runs") == before  # the older run was neither trained on nor tested
     assert run.name == "version_0" and (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_folder_whose_run_json_is_not_a_fits_record_is_not_taken_for_a_run(run, tmp_path, monkeypatch):
+    """The bug: any folder holding a file named run.json counted as a mnistctl run folder. `test` of a checkpoint
+    kept there replaced the user's test/metrics.csv and test/config.yaml, and `fit` "resumed in place",
+    rewriting the user's run.json and config.yaml and appending to their metrics.csv."""
+    mine = tmp_path / "mine"
+    (mine / "test").mkdir(parents=True)
+    shutil.copy(run / "checkpoints" / "last.ckpt", mine / "model.ckpt")
+    for name, text in {
+        "run.json": '{"notes": "mine"}\n',
+        "config.yaml": "my: cfg\n",
+        "metrics.csv": "a,b\n",
+        "test/metrics.csv": "my,own\n",
+        "test/config.yaml": "mine\n",
+    }.items():
+        (mine / name).write_text(text)
+    before = fingerprint(mine)
+    monkeypatch.chdir(tmp_path)
+    refused = run_cli("test", *TINY, "--ckpt_path", "mine/model.ckpt", cwd=tmp_path)
+    assert refused.returncode == 2 and "already holds other files" in refused.stderr, refused.stderr[-2000:]
+    done = run_cli("fit", *TWO_EPOCHS, "--ckpt_path", "mine/model.ckpt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert fingerprint(mine) == before
+    record = json.loads((tmp_path / "runs" / "mnist" / "version_1" / "run.json").read_text())  # a new run folder
+    assert record["subcommand"] == "fit" and record["ckpt_path"] == str(mine / "model.ckpt")

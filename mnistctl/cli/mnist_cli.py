@@ -269,9 +269,9 @@ class MnistCLI(LightningCLI):
             apply_logger_choice(config.trainer)  # --trainer.logger false|null|true
             if config.output_dir is not None:
                 raise UsageError("--output_dir is for validate, test and predict; fit writes a new run folder")
-            ckpt_run = layout.run_dir_of(Path(config.ckpt_path)) if config.ckpt_path else None
             # A checkpoint outside a run folder (copied anywhere) starts a new run: its folder is not ours.
-            self.resuming_in_place = ckpt_run is not None and layout.is_run_dir(ckpt_run)
+            ckpt_run = layout.run_of_checkpoint(Path(config.ckpt_path)) if config.ckpt_path else None
+            self.resuming_in_place = ckpt_run is not None
             self.run_dir = ckpt_run if self.resuming_in_place else run_folders.allocate_for(config, self.created)
             run_folders.point_loggers_at(config, self.run_dir)
             folder = self.run_dir
