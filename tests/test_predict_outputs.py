@@ -178,3 +178,26 @@ def test_a_copied_checkpoint_never_clears_a_users_folder_beside_it(tiny_run, tmp
     assert run_main("test", "--ckpt_path", "model.ckpt") == 2
     assert "--output_dir" in capsys.readouterr().err
     assert (tmp_path / "test" / "metrics.csv").read_text() == "my,numbers\n"
+
+
+@pytest.mark.parametrize("images", ["missing", "empty", "unusable"])
+def test_a_refused_predict_leaves_the_earlier_predicts_record_as_it_was(tiny_run, tmp_path, capsys, images):
+    """The bug: --data.predict_dir is checked in the DataModule's setup, and the run record's exception hook then
+    replaced the earlier predict's <run>/predict/run.json with a `failed` one (beside its config.yaml)."""
+    run = tmp_path / "runs" / "mnist" / "version_0"
+    shutil.copytree(tiny_run, run)
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    assert run_main("predict", "--ckpt_path", ckpt, "--trainer.limit_predict_batches", "1", *TINY[8:]) == 0
+    before = fingerprint(run)
+    given = tmp_path / images
+    if images == "empty":
+        given.mkdir()
+    elif images == "unusable":
+        given.mkdir()
+        (given / "broken.png").write_bytes(b"not an image")
+    capsys.readouterr()
+    args = ["--ckpt_path", ckpt, "--data.predict_dir", str(given), "--predictions.path", str(tmp_path / "p.csv")]
+    assert run_main("predict", *args, *TINY[8:]) == 2
+    assert "--data.predict_dir" in capsys.readouterr().err
+    assert fingerprint(run) == before
+    assert not (tmp_path / "p.csv").exists()

@@ -52,6 +52,7 @@ class RunManifest(Callback):
     """
 
     held = False  # a resume in the run's own folder: nothing is written until `release`
+    on_disk = False  # this command has written run.json: before that, a failure is a refusal and leaves it alone
 
     def __init__(self, folder: Path, subcommand: str, argv: list[str], config, resume: dict | None = None) -> None:
         self.folder = Path(folder)
@@ -158,7 +159,8 @@ class RunManifest(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._set_error(exception)
-        self._update(trainer)
+        if self.on_disk:  # else refused in the DataModule's setup (bad --data.predict_dir, ...), before ours
+            self._update(trainer)
 
     def _update(self, trainer: Trainer) -> None:
         self.record["metrics"].update(stage_metrics(trainer))
@@ -189,6 +191,8 @@ class RunManifest(Callback):
             self.record["status"] = "completed"
         else:
             self._set_error(error)
+            if not self.on_disk:  # refused before it started: an earlier evaluation's run.json there stays as it was
+                return
         self.record["finished"] = _now()
         self.record["wall_time_s"] = round(self._earlier_wall_time + time.monotonic() - self._t0, 3)
         trainer = getattr(self, "trainer", None)
@@ -234,6 +238,7 @@ class RunManifest(Callback):
         with atomic_write(self.path) as f:
             json.dump(self.record, f, indent=2)
             f.write("\n")
+        self.on_disk = True
 
 
 def stage_metrics(trainer: Trainer, stages: tuple[str, ...] | None = None) -> dict[str, float]:
