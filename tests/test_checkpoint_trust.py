@@ -71,6 +71,34 @@ def test_an_installed_module_named_by_a_checkpoint_is_not_imported(subcommand, t
     assert not (tmp_path / "runs").exists()
 
 
+def a_big_layer(ckpt: dict) -> None:
+    ckpt["hyper_parameters"]["criterion"] = {"class_path": "Bilinear", "init_args": {"in1_features": 4000,
+        "in2_features": 4000, "out_features": 8}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (criterion("Identity"), "'Identity'"),
+        (a_big_layer, "'Bilinear'"),
+        (criterion(5), "5"),
+        (lambda c: c["hyper_parameters"].update(foo={"class_path": "torch.nn.MSELoss"}), "hyper_parameters.foo"),
+    ],
+    ids=["bare-name", "bare-name-big", "not-a-string", "unknown-key"],
+)
+def test_a_class_named_without_a_module_or_an_unknown_key_is_refused(change, named, tiny_run, tmp_path, capsys):
+    """The bug: only strings with a dot were checked, and jsonargparse resolved a bare `class_path: Identity`
+    (or `Bilinear`, built at 512 MB before the weights check) against the nn.Module classes already imported:
+    predict ran with Identity as its "loss". A non-string class_path or a key the model does not take got
+    jsonargparse's message, which blames the user's flags."""
+    ckpt = crafted(tiny_run, tmp_path, change)
+    for subcommand in ("predict", "test"):
+        assert run_main(subcommand, "--ckpt_path", str(ckpt), *TINY[6:]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"checkpoint {ckpt}" in line and named in line and "flag" not in line, line
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "predict").exists()
+
+
 def test_allowed_classes_still_load(tiny_run, tmp_path):
     ckpt = crafted(tiny_run, tmp_path, criterion("torch.nn.NLLLoss"))
     assert run_main("validate", "--ckpt_path", str(ckpt), *TINY[6:]) == 0

@@ -28,6 +28,8 @@ MNISTCTL_CLASSES = {
     "mnistctl.plot_callbacks.TestPlots",
     "mnistctl.cli.predictions.PredictionsCSV",
 }
+# What a checkpoint's hyper_parameters may set: MNISTClassifier's arguments (mnistctl/model.py).
+MODEL_HPARAMS = ("dropout_ratio", "criterion", "num_classes")
 # Lightning's own keys in saved hyper-parameters: where LightningCLI rebuilds them from, never needed here.
 LIGHTNING_KEYS = ("_instantiator", "_class_path")
 
@@ -55,12 +57,14 @@ def allowed_class_path(name: str) -> bool:
     return ok or (found is not None and found is plateau)
 
 
-def _dotted_names(value: Any, key: str = "") -> list[tuple[str, str]]:
-    """(key, value) of every class_path and every string that reads as an import path, at any depth."""
+def _dotted_names(value: Any, key: str = "") -> list[tuple[str, Any]]:
+    """(key, value) of every class_path, whatever its value (jsonargparse resolves a bare `Identity` against
+    the classes already imported), and of every other string that reads as an import path, at any depth."""
     found = []
     if isinstance(value, dict):
         for k, v in value.items():
-            found += _dotted_names(v, f"{key}.{k}" if key else str(k))
+            inner = f"{key}.{k}" if key else str(k)
+            found += [(inner, v)] if k == "class_path" else _dotted_names(v, inner)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             found += _dotted_names(v, f"{key}[{i}]")
@@ -75,10 +79,15 @@ def trusted_model_hparams(ckpt: dict, path: Path) -> dict:
     if not isinstance(hparams, dict):
         raise UsageError(f"checkpoint {path}: hyper_parameters is not a mapping; it was not written by mnistctl")
     hparams = {k: v for k, v in hparams.items() if k not in LIGHTNING_KEYS}
+    if unknown := sorted(set(hparams) - set(MODEL_HPARAMS), key=str):
+        raise UsageError(
+            f"checkpoint {path} holds hyper_parameters.{unknown[0]}, which MNISTClassifier does not take (it takes "
+            f"{', '.join(MODEL_HPARAMS)}): the file was altered or not written by mnistctl; use another checkpoint"
+        )
     for key, name in _dotted_names(hparams):
-        if not allowed_class_path(name):
+        if not isinstance(name, str) or not allowed_class_path(name):
             raise UsageError(
-                f"checkpoint {path} names class {name} at hyper_parameters.{key}, which is not a torch loss, "
+                f"checkpoint {path} names class {name!r} at hyper_parameters.{key}, which is not a torch loss, "
                 "optimizer or schedule nor a mnistctl class; refusing to import code a checkpoint names"
             )
     dropout = hparams.get("dropout_ratio", 0.25)
