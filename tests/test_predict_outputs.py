@@ -201,3 +201,20 @@ def test_a_refused_predict_leaves_the_earlier_predicts_record_as_it_was(tiny_run
     assert "--data.predict_dir" in capsys.readouterr().err
     assert fingerprint(run) == before
     assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("target", ["checkpoint", "image", "image-in-folder"])
+def test_predict_never_writes_over_what_it_reads_even_with_overwrite(tiny_run, tmp_path, capsys, target):
+    """The bug: `--predictions.path model.ckpt --predictions.overwrite true` replaced the checkpoint predict had
+    just read with its CSV (export refuses the same); the same for an image given with --data.predict_dir."""
+    ckpt = shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt")
+    images = digit_folder(tmp_path / "digits", "broken.png")
+    given = {"checkpoint": (ckpt, []), "image": (images / "one.png", ["--data.predict_dir", str(images / "one.png")])}
+    given["image-in-folder"] = (images / "one.png", ["--data.predict_dir", str(images)])
+    path, more = given[target]
+    before = fingerprint(tmp_path)
+    args = ["--ckpt_path", str(ckpt), *more, "--predictions.path", str(path), "--predictions.overwrite", "true"]
+    assert run_main("predict", *args, "--output_dir", str(tmp_path / "out"), *TINY[8:]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--predictions.path {path} is" in line and "what predict reads" in line, line
+    assert fingerprint(tmp_path) == before

@@ -298,7 +298,8 @@ class MnistCLI(LightningCLI):
                     default = folder if config.output_dir else self.run_dir
                     config.predictions.path = str(layout.default_predictions(default))
                 skip_list = bool(config.data.predict_dir)  # unreadable images are listed beside the CSV
-                check_predictions_path(config.predictions.path, config.predictions.overwrite, skip_list)
+                reads = (config.ckpt_path, *([config.data.predict_dir] if skip_list else []))
+                check_predictions_path(config.predictions.path, config.predictions.overwrite, skip_list, reads)
             run_folders.say_replacing(folder)
         # Always on: run.json, and the progress display unless bars are off or the config lists its own.
         resume = None

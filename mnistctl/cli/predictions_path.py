@@ -17,14 +17,22 @@ from pathlib import Path
 
 from mnistctl import layout
 from mnistctl.cli.run_folders import writable
+from mnistctl.data.images import EXTENSIONS
 from mnistctl.errors import UsageError
 
 FLAG = "--predictions.overwrite true"
 
 
-def check_predictions_path(path: str, overwrite: bool = False, skip_list: bool = False) -> None:
-    """Refused before predicting: a folder, a place that cannot be written, a user's file."""
+def check_predictions_path(path: str, overwrite: bool = False, skip_list: bool = False, reads: tuple = ()) -> None:
+    """Refused before predicting: a folder, a place that cannot be written, a user's file, a file it reads
+    (`reads`: the checkpoint, the images), the last even with --predictions.overwrite true."""
     target = Path(path).expanduser()
+    for source in reads:
+        if _is_or_holds(Path(source).expanduser(), target):
+            raise UsageError(
+                f"--predictions.path {path} is {'among ' if Path(source).is_dir() else ''}what predict reads "
+                f"({source}); give another file name"
+            )
     if target.is_dir():
         raise UsageError(
             f"--predictions.path {path} is a folder; give a file name, e.g. {Path(path) / layout.PREDICTIONS}"
@@ -34,6 +42,15 @@ def check_predictions_path(path: str, overwrite: bool = False, skip_list: bool =
             f"--predictions.path {path}: cannot write into {target.parent}; give a path in a writable folder"
         )
     may_replace(path, overwrite, skip_list)
+
+
+def _is_or_holds(source: Path, target: Path) -> bool:
+    """Whether writing `target` would replace the file `source`, or an image in the folder `source`."""
+    if not target.exists():
+        return False
+    if source.is_dir():
+        return target.resolve().is_relative_to(source.resolve()) and target.suffix.lower() in EXTENSIONS
+    return source.exists() and os.path.samefile(source, target)
 
 
 def may_replace(path: str, overwrite: bool, skip_list: bool) -> bool:
