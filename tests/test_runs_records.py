@@ -6,6 +6,7 @@ with fields of the wrong type, NaN metrics, runs recorded in other time zones, f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,6 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import TINY, run_main
 from mnistctl.process_alive import process_alive
@@ -21,6 +25,69 @@ from mnistctl.process_alive import process_alive
 def runs_json(capsys, *args: str) -> list[dict] | dict:
     assert run_main("runs", *args, "--json") == 0, capsys.readouterr().err
     return json.loads(capsys.readouterr().out)
+
+
+def write_run(folder: Path, **fields: object) -> Path:
+    """A run folder with a hand-written run.json: a finished two-epoch fit, with `fields` set over it."""
+    record = {
+        "status": "completed",
+        "subcommand": "fit",
+        "started": "2026-12-04T13:08:33.120+00:00",
+        "finished": "2026-12-04T13:09:00.000+00:00",
+        "wall_time_s": 26.9,
+        "epochs_completed": 2,
+        "checkpoints": {"monitor": "val/acc", "best": "checkpoints/epoch01.ckpt", "best_score": 0.6, "last": None},
+        "metrics": {"val/acc": 0.6, "val/loss": 1.2, "test/acc": 0.58},
+        "history": [{"epoch": 0, "val/acc": 0.4, "val/loss": 1.8}, {"epoch": 1, "val/acc": 0.6, "val/loss": 1.2}],
+        "outputs": ["config.yaml", "metrics.csv"],
+        **fields,
+    }
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(record))  # json writes Infinity and NaN as Python reads them
+    (folder / "config.yaml").write_text("optimizer:\n  class_path: torch.optim.Adam\n  init_args:\n    lr: 0.003\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"history": [1, 2]}, "history[0] is 1, not an object"),
+        ({"history": [{"val/acc": 0.5}]}, "history[0].epoch is missing"),
+        ({"wall_time_s": "12"}, 'wall_time_s is "12", not a finite number'),
+        ({"wall_time_s": float("inf")}, "wall_time_s is Infinity, not a finite number"),
+        ({"metrics": {"val/acc": [0.5]}}, "metrics.val/acc is [0.5], not a number"),
+        ({"started": "yesterday"}, 'started is "yesterday", not an ISO time'),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_unreadable_and_the_others_are_listed(capsys, fields, named):
+    # The bug: valid JSON with a field of another type (history entries that are not objects, a duration as
+    # text, Infinity) made `runs`, and `runs show` of any other run, fail with AttributeError, TypeError or
+    # OverflowError, exit 1, naming neither the file nor the field.
+    write_run(Path("runs/mnist/version_0"), **fields)
+    write_run(Path("runs/mnist/version_1"), started="2026-12-04T14:00:00.000+00:00")
+    assert run_main("runs", "--sweeps_dir", "none") == 0  # the table formats every field
+    assert "mnist/version_0  unreadable" in capsys.readouterr().out
+    bad, good = sorted(runs_json(capsys, "--sweeps_dir", "none"), key=lambda row: row["run"])
+    assert (bad["run"], bad["status"], bad["val_acc"]) == ("mnist/version_0", "unreadable", None)
+    assert (good["run"], good["status"], good["val_acc"]) == ("mnist/version_1", "completed", 0.6)
+    assert runs_json(capsys, "show", good["id"])["record"]["wall_time_s"] == 26.9
+    assert run_main("runs", "show", bad["id"]) == 0
+    out = capsys.readouterr().out
+    assert f"status     unreadable: runs/mnist/version_0/run.json cannot be read: {named}" in out
+    assert runs_json(capsys, "show", bad["id"])["unreadable"].startswith(named)
+    assert runs_json(capsys, "diff", bad["id"], good["id"])["metrics"]["status"] == ["unreadable", "completed"]
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_listed(capsys, tmp_path):
+    # The bug: the id hashed the folder name as UTF-8: UnicodeEncodeError, exit 1, for every `mnistctl runs`.
+    name = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: Python keeps the undecodable byte as a surrogate
+    write_run(tmp_path / "runs" / name / "version_0")
+    (row,) = runs_json(capsys, "--sweeps_dir", "none")
+    assert (row["run"], row["status"]) == (f"{name}/version_0", "completed")
+    assert row["full_id"] == hashlib.sha1(b"runs:caf\xe9/version_0").hexdigest()
+    assert run_main("runs", "--sweeps_dir", "none") == 0
+    assert "caf\\xe9/version_0  completed" in capsys.readouterr().out  # printable whatever the terminal's encoding
+    assert runs_json(capsys, "show", row["id"])["run"] == f"{name}/version_0"
 
 
 def test_process_alive_tells_a_live_writer_from_a_gone_one_and_a_reused_pid():

@@ -21,6 +21,7 @@ from pathlib import Path
 from mnistctl import layout
 from mnistctl.flat_config import flatten
 from mnistctl.process_alive import process_alive
+from mnistctl.tools.runs_record import record_problem
 
 ID_LENGTH = 7
 UNREADABLE = "unreadable"
@@ -33,12 +34,13 @@ class Run:
     label: str  # how the table names it: mnist/version_0, <time>/<job>, ...
     sweep: Path | None = None  # the sweep folder of a sweep job's run
     job: Path | None = None
-    record: dict | None = None  # None: run.json is not readable JSON
+    record: dict | None = None  # None: run.json is unreadable, for the reason in `problem`
+    problem: str | None = None  # `is not complete JSON`, `history[0] is 1, not an object`, ...
     _config: dict | None = field(default=None, repr=False)
 
     @property
     def full_id(self) -> str:
-        return hashlib.sha1(self.key.encode()).hexdigest()
+        return hashlib.sha1(os.fsencode(self.key)).hexdigest()  # a folder name need not be UTF-8
 
     @property
     def status(self) -> str:
@@ -103,7 +105,9 @@ def read_yaml(path: Path) -> dict | None:
 
 
 def _make(folder: Path, key: str, label: str, sweep: Path | None = None, job: Path | None = None) -> Run:
-    return Run(folder, key, label, sweep, job, layout.read_record(folder))
+    record = layout.read_record(folder)
+    problem = "is not complete JSON" if record is None else record_problem(record)
+    return Run(folder, key, label, sweep, job, None if problem else record, problem)
 
 
 def _with_evaluations(run: Run) -> list[Run]:

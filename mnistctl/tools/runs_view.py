@@ -21,6 +21,11 @@ from mnistctl.tools.runs_index import Run
 COLUMNS = ("id", "run", "status", "started", "took", "command", "epochs", "val/acc", "test/acc")
 
 
+def write(text: str) -> None:
+    """Print text whose folder names may not be UTF-8 (kept by Python as surrogates): `caf\\xe9` for their bytes."""
+    sys.stdout.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
 def fmt(value: object) -> str:
     """A config value as written in the config; `-` where a run does not have the key."""
     return "-" if value is None else str(value)
@@ -78,7 +83,7 @@ def render_table(rows: list[dict], keys: list[str], title: str) -> None:
         cells.append(
             [*fixed, fmt_metric(r["val_acc"]), fmt_metric(r["test_acc"]), *(fmt(r["config"][k]) for k in keys)]
         )
-    sys.stdout.write(f"{title}\n{plain_table(header, cells, right)}")
+    write(f"{title}\n{plain_table(header, cells, right)}")
 
 
 def reproduce(run: Run) -> str:
@@ -94,15 +99,23 @@ def reproduce(run: Run) -> str:
 
 
 def details(run: Run, short_id: str) -> dict:
-    return {**row(run, short_id, []), "config": run.config, "record": run.record, "reproduce": reproduce(run)}
+    return {
+        **row(run, short_id, []),
+        "config": run.config,
+        "record": run.record,
+        "unreadable": run.problem,  # why record is null: `history[0] is 1, not an object`, ...
+        "reproduce": reproduce(run),
+    }
 
 
 def render_show(run: Run, short_id: str) -> None:
     record = run.record or {}
     out = [f"run        {short_id}  {shown(run.folder)}"]
     if run.record is None:
-        out.append(f"status     unreadable: {shown(run.folder / layout.RUN_RECORD)} is not complete JSON")
-        sys.stdout.write("\n".join(out) + "\n")
+        where = shown(run.folder / layout.RUN_RECORD)
+        problem = run.problem if run.problem == "is not complete JSON" else f"cannot be read: {run.problem}"
+        out.append(f"status     unreadable: {where} {problem}; fix the file, or move the run folder away")
+        write("\n".join(out) + "\n")
         return
     took = f", took {format_duration(record['wall_time_s'])}" if record.get("wall_time_s") is not None else ""
     out.append(f"status     {run.status}: {record.get('subcommand')}, started {started(run)}{took}")
@@ -143,7 +156,7 @@ def render_show(run: Run, short_id: str) -> None:
             out.append("           " + "  ".join([f"{h['epoch']:>5}", *(f"{fmt_metric(h.get(n)):>10}" for n in names)]))
     outputs = record.get("outputs") or []
     out.append(f"files      {len(outputs)} in {shown(run.folder)}" + "".join(f"\n             {p}" for p in outputs))
-    sys.stdout.write("\n".join(out) + "\n")
+    write("\n".join(out) + "\n")
 
 
 def render_diff(a: Run, b: Run, ids: tuple[str, str], config: list[tuple[str, object, object]]) -> None:
@@ -154,7 +167,7 @@ def render_diff(a: Run, b: Run, ids: tuple[str, str], config: list[tuple[str, ob
         ["(metrics)", "the same", "the same"]
     ]
     header = ["what differs", f"{ids[0]} {a.label}", f"{ids[1]} {b.label}"]
-    sys.stdout.write(plain_table(header, rows, set()))
+    write(plain_table(header, rows, set()))
 
 
 def metric_values(run: Run) -> dict:
