@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_main
+from conftest import TINY, run_cli, run_main
 from mnistctl.process_alive import process_alive
 
 
@@ -124,3 +124,21 @@ def test_a_fit_killed_with_sigkill_is_listed_as_interrupted_not_running(tmp_path
     assert run_main("runs", "show", row["id"], "--sweeps_dir", "none") == 0
     shown = capsys.readouterr().out
     assert f"its process {fit.pid} is gone" in shown and "status     interrupted" in shown
+
+
+def test_a_fifo_named_run_json_or_config_yaml_does_not_hang_the_listing(tmp_path):
+    # The bug: run.json and config.yaml were opened without checking they are files: reading a FIFO of that
+    # name waits for a writer forever, so `mnistctl runs` never returned.
+    (tmp_path / "runs/mnist/version_0").mkdir(parents=True)
+    os.mkfifo(tmp_path / "runs/mnist/version_0/run.json")
+    write_run(tmp_path / "runs/mnist/version_1")
+    (tmp_path / "runs/mnist/version_1/config.yaml").unlink()
+    os.mkfifo(tmp_path / "runs/mnist/version_1/config.yaml")
+    done = run_cli("runs", "--sweeps_dir", "none", "--json", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)  # a folder without a regular run.json is not a run
+    assert (row["run"], row["status"], row["config"]) == ("mnist/version_1", "completed", {})
+    done = run_cli("runs", "show", "runs/mnist/version_0", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith(
+        "mnistctl: error: runs: runs/mnist/version_0 is not a run folder (no run.json in it)"
+    )

@@ -97,6 +97,8 @@ def read_yaml(path: Path) -> dict | None:
     """A YAML file as a dict with yaml.safe_load's rules (libyaml's CSafeLoader when present, which is faster)."""
     import yaml
 
+    if not path.is_file():  # a FIFO of that name would block the read forever
+        return None
     try:
         tree = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError):
