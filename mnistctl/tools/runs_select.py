@@ -3,8 +3,8 @@
     mnistctl runs show 1a2b          # resolve(): a folder, an id prefix (4+ characters), last or best
     mnistctl runs --status completed --sort val_acc
 
-`last` and `best` are the run whose checkpoint `--ckpt_path last|best` takes: the newest fit run under
---runs_dir (by its newest checkpoint, as `layout.fit_runs` orders them) that holds such a checkpoint.
+`last` and `best` are the run whose checkpoint `--ckpt_path last|best` takes, found by the same function
+(`cli.checkpoints.resolve_ckpt_path`, which reads the checkpoints), so the two never name different runs.
 """
 
 from __future__ import annotations
@@ -45,14 +45,20 @@ def all_runs(args: argparse.Namespace) -> list[Run]:
 
 
 def _newest_with(args: argparse.Namespace, which: str) -> Run:
-    """The run `--ckpt_path last|best` takes: the newest fit run (by checkpoint time) holding that checkpoint."""
-    for folder in layout.fit_runs(args.runs_dir):
-        record = layout.read_record(folder) or {}
-        best = (record.get("checkpoints") or {}).get("best")
-        found = layout.last_checkpoint(folder) if which == "last" else (folder / best if best else None)
-        if found is not None and found.is_file() and (run := run_at(folder)) is not None:
-            return run
-    raise UsageError(f"runs: no fit run with a {which} checkpoint under {args.runs_dir}; run 'mnistctl fit' first")
+    """The run `--ckpt_path last|best` takes: the run folder of the very checkpoint that resolves to."""
+    from mnistctl.cli.checkpoints import resolve_ckpt_path  # reads checkpoints with torch: only for last/best
+
+    try:
+        ckpt = resolve_ckpt_path(which, args.runs_dir)
+    except UsageError as err:
+        raise UsageError(f"runs: {which} (the run of --ckpt_path {which}): {err}") from None
+    run = run_at(layout.run_dir_of(ckpt))
+    if run is None:
+        raise UsageError(
+            f"runs: --ckpt_path {which} takes {ckpt}, whose run folder has no {layout.RUN_RECORD}; "
+            "give that folder's run as a folder or an id instead"
+        )
+    return run
 
 
 def resolve(value: str, args: argparse.Namespace, runs: list[Run]) -> Run:
