@@ -142,3 +142,29 @@ def test_a_fifo_named_run_json_or_config_yaml_does_not_hang_the_listing(tmp_path
     assert done.returncode == 2 and done.stderr.startswith(
         "mnistctl: error: runs: runs/mnist/version_0 is not a run folder (no run.json in it)"
     )
+
+
+def strict_json(text: str) -> object:
+    """JSON as the standard has it: NaN and Infinity are not in it (JavaScript, jq and Go refuse them)."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+
+
+def test_identical_nan_metrics_are_no_difference_and_json_output_is_standard(capsys):
+    # The bug: `runs diff` of two diverged runs listed `val/loss nan nan` (NaN != NaN), and every --json
+    # output wrote NaN, which standard JSON parsers refuse.
+    nan = float("nan")
+    diverged = {"metrics": {"val/loss": nan, "test/loss": nan}, "history": [{"epoch": 0, "val/loss": nan}]}
+    write_run(Path("runs/mnist/version_0"), **diverged)
+    write_run(Path("runs/mnist/version_1"), **diverged, started="2026-12-04T14:00:00.000+00:00")
+    runs = ("runs/mnist/version_0", "runs/mnist/version_1")
+    assert run_main("runs", "diff", *runs) == 0
+    out = capsys.readouterr().out
+    assert "(metrics)" in out and "loss" not in out
+    assert run_main("runs", "--json") == 0
+    assert [row["test_loss"] for row in strict_json(capsys.readouterr().out)] == [None, None]
+    assert run_main("runs", "show", runs[0], "--json") == 0
+    record = strict_json(capsys.readouterr().out)["record"]
+    assert record["metrics"] == {"val/loss": None, "test/loss": None}
+    assert record["history"] == [{"epoch": 0, "val/loss": None}]
+    assert run_main("runs", "diff", *runs, "--json") == 0
+    assert strict_json(capsys.readouterr().out)["metrics"] == {}

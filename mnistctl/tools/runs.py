@@ -16,7 +16,6 @@ runs in a fraction of a second.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -102,7 +101,7 @@ def list_runs(args: argparse.Namespace) -> int:
     keys = differing_keys(listed)
     rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, listed)
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(rows))
     elif not rows:
         sys.stderr.write(f"mnistctl runs: none of the {len(runs)} runs matches the filters\n")
     else:
@@ -121,7 +120,7 @@ def show(args: argparse.Namespace) -> int:
     run = resolve(args.run[0], args, runs)
     short = short_ids([*runs, run])[run.full_id]
     if args.json:
-        sys.stdout.write(json.dumps(runs_view.details(run, short), indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(runs_view.details(run, short)))
     else:
         runs_view.render_show(run, short)
     return 0
@@ -142,7 +141,7 @@ def diff(args: argparse.Namespace) -> int:
         pairs = {"config": config, "metrics": runs_view.metric_diff(a, b)}
         result = {"a": runs_view.row(a, ids[a.full_id], []), "b": runs_view.row(b, ids[b.full_id], [])}
         result.update({part: {k: [va, vb] for k, va, vb in rows} for part, rows in pairs.items()})
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(result))
     else:
         runs_view.render_diff(a, b, (ids[a.full_id], ids[b.full_id]), config)
     return 0

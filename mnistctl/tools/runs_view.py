@@ -10,6 +10,8 @@ Tables are plain text, columns two spaces apart (hundreds of rows in millisecond
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shlex
 import sys
@@ -183,4 +185,25 @@ def metric_values(run: Run) -> dict:
 
 def metric_diff(a: Run, b: Run) -> list[tuple[str, object, object]]:
     ma, mb = metric_values(a), metric_values(b)
-    return [(k, ma.get(k), mb.get(k)) for k in dict.fromkeys([*ma, *mb]) if ma.get(k) != mb.get(k)]
+    return [(k, ma.get(k), mb.get(k)) for k in dict.fromkeys([*ma, *mb]) if not _same(ma.get(k), mb.get(k))]
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, where NaN equals NaN: two diverged runs do not differ in their NaN loss."""
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return both_nan or a == b
+
+
+def json_text(value: object) -> str:
+    """Standard JSON for `--json`: NaN and infinities (a diverged run's loss) become null, which any parser reads."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
