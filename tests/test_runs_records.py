@@ -168,3 +168,30 @@ def test_identical_nan_metrics_are_no_difference_and_json_output_is_standard(cap
     assert record["history"] == [{"epoch": 0, "val/loss": None}]
     assert run_main("runs", "diff", *runs, "--json") == 0
     assert strict_json(capsys.readouterr().out)["metrics"] == {}
+
+
+@pytest.fixture
+def utc_here(monkeypatch):
+    """This process in UTC (the local time zone the table shows times in), restored afterwards."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_runs_recorded_under_other_utc_offsets_are_ordered_and_shown_by_the_absolute_time(capsys, utc_here):
+    # The bug: runs were ordered by the text of run.json's start time, and shown with the offset dropped: a run
+    # started in Tokyo (+09:00) at 01:00 UTC came after one started in New York (-05:00) 90 minutes later.
+    write_run(Path("runs/mnist/version_0"), started="2026-12-04T10:00:00.000+09:00")  # 01:00 UTC
+    write_run(Path("runs/mnist/version_1"), started="2026-12-03T21:30:00.000-05:00")  # 02:30 UTC
+    write_run(Path("runs/mnist/version_2"), started="2026-12-04T03:00:00.000")  # no offset: this machine's time
+    rows = runs_json(capsys)
+    assert [(r["run"], r["started"]) for r in rows] == [
+        ("mnist/version_0", "2026-12-04 01:00:00"),
+        ("mnist/version_1", "2026-12-04 02:30:00"),
+        ("mnist/version_2", "2026-12-04 03:00:00"),
+    ]
+    assert [r["run"] for r in runs_json(capsys, "--sort", "started", "--reverse")][0] == "mnist/version_2"
+    assert run_main("runs", "show", "runs/mnist/version_1") == 0
+    assert "started 2026-12-04 02:30:00," in capsys.readouterr().out

@@ -53,13 +53,9 @@ class Run:
         """run.json says running, but the process that wrote it, on this machine, is gone: it was killed
         (SIGKILL, out of memory, a machine that stopped) before it could record its end."""
         record = self.record or {}
-        if record.get("status") != "running":
+        if record.get("status") != "running" or self.started_at is None:
             return False
-        try:
-            started = datetime.datetime.fromisoformat(str(record.get("started"))).timestamp()
-        except ValueError:
-            return False
-        return process_alive(record.get("host"), record.get("pid"), started) is False
+        return process_alive(record.get("host"), record.get("pid"), self.started_at) is False
 
     @property
     def subcommand(self) -> str | None:
@@ -67,8 +63,14 @@ class Run:
 
     @property
     def started(self) -> str | None:
-        """run.json's ISO start time, to the millisecond (the order of runs)."""
+        """run.json's ISO start time, to the millisecond, with the UTC offset of the machine that ran it."""
         return self.record.get("started") if self.record else None
+
+    @property
+    def started_at(self) -> float | None:
+        """The start in seconds since the epoch (the order of runs, whatever offset each was recorded with);
+        a time recorded without an offset counts as this machine's local time."""
+        return datetime.datetime.fromisoformat(self.started).timestamp() if self.started else None
 
     @property
     def config(self) -> dict:

@@ -121,10 +121,12 @@ def sorted_rows(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> l
         if not any(key in r.config for r in runs):
             raise UsageError(f"runs: --sort {key} is neither a column ({', '.join(SORTS)}) nor a config key of any run")
         value = lambda row: by_id[row["full_id"]].config.get(key)  # noqa: E731
+    elif field == "started":
+        value = lambda row: by_id[row["full_id"]].started_at  # noqa: E731
     else:
         value = lambda row: row[field]  # noqa: E731
     # By the full start time in run.json (the table shows it to the second): ties stay oldest first.
-    rows = sorted(rows, key=lambda row: str(by_id[row["full_id"]].started or ""))
+    rows = sorted(rows, key=lambda row: by_id[row["full_id"]].started_at or 0.0)
     present = [r for r in rows if value(r) is not None]
     present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
     return present + [r for r in rows if value(r) is None]  # runs without the value last, either way

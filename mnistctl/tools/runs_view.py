@@ -10,6 +10,7 @@ Tables are plain text, columns two spaces apart (hundreds of rows in millisecond
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -38,8 +39,10 @@ def fmt_metric(value: object) -> str:
 
 
 def started(run: Run) -> str | None:
-    """`2026-12-04 13:08:33` from the ISO time in run.json (the clock of the machine that ran it)."""
-    return str(run.started)[:19].replace("T", " ") if run.started else None
+    """`2026-12-04 13:08:33`: when the run started, in this machine's time zone (runs recorded under other
+    UTC offsets, on cluster nodes or across a change to summer time, line up)."""
+    at = run.started_at
+    return datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S") if at is not None else None
 
 
 def row(run: Run, short_id: str, keys: list[str]) -> dict:
