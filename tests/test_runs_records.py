@@ -195,3 +195,32 @@ def test_runs_recorded_under_other_utc_offsets_are_ordered_and_shown_by_the_abso
     assert [r["run"] for r in runs_json(capsys, "--sort", "started", "--reverse")][0] == "mnist/version_2"
     assert run_main("runs", "show", "runs/mnist/version_1") == 0
     assert "started 2026-12-04 02:30:00," in capsys.readouterr().out
+
+
+def test_a_run_resumed_with_changed_settings_has_no_reproduce_command(capsys):
+    # The bug: `reproduce` ignored resumes[].config_changes: a fit of 2 epochs resumed to 3 with another lr
+    # (--allow_config_change) got `mnistctl fit --config <run>/config.yaml --ckpt_path null`, which trains
+    # every epoch at the later lr. The resumes entry is what cli/resume_guard.py writes.
+    resumed = {
+        "ckpt_path": "/x/runs/mnist/version_0/checkpoints/last.ckpt",
+        "resumes": [
+            {
+                "from_checkpoint": "/x/runs/mnist/version_0/checkpoints/last.ckpt",
+                "from_epoch": 2,
+                "config_changes": {"optimizer.init_args.lr": {"run": 0.003, "now": 0.0005}},
+                "optimizer_state": "restarted",
+            }
+        ],
+    }
+    write_run(Path("runs/mnist/version_0"), **resumed)
+    why = "resumed at epoch 2 with changed settings: optimizer.lr; config.yaml holds the later values"
+    shown = runs_json(capsys, "show", "runs/mnist/version_0")
+    assert shown["reproduce"] is None
+    assert shown["not_reproducible"] == why
+    assert run_main("runs", "show", "runs/mnist/version_0") == 0
+    assert f"reproduce  (none: {why})\n" in capsys.readouterr().out
+    resumed["resumes"][0]["config_changes"] = {}  # the same settings: config.yaml from scratch is the same run
+    write_run(Path("runs/mnist/version_1"), **resumed)
+    shown = runs_json(capsys, "show", "runs/mnist/version_1")
+    assert shown["reproduce"] == "mnistctl fit --config runs/mnist/version_1/config.yaml --ckpt_path null"
+    assert shown["not_reproducible"] is None

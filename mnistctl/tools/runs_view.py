@@ -91,10 +91,27 @@ def render_table(rows: list[dict], keys: list[str], title: str) -> None:
     write(f"{title}\n{plain_table(header, cells, right)}")
 
 
-def reproduce(run: Run) -> str:
-    """The command that runs this again from scratch, from the current folder."""
+def not_reproducible(run: Run) -> str | None:
+    """Why no one command runs this again from scratch: it resumed with settings changed (--allow_config_change),
+    so its epochs before the resume ran with values config.yaml no longer holds. None when one can."""
+    resumes = [r for r in (run.record or {}).get("resumes") or [] if r.get("config_changes")]
+    if not resumes or run.folder.name in layout.EVALUATIONS:
+        return None
+    epoch = resumes[0].get("from_epoch")
+    # run.json keeps the parser's keys (optimizer.init_args.lr); the table's are flattened (optimizer.lr)
+    keys = dict.fromkeys(key.replace(".init_args.", ".") for r in resumes for key in r["config_changes"])
+    return (
+        f"resumed{f' at epoch {epoch}' if epoch is not None else ''} with changed settings: {', '.join(keys)}; "
+        f"{layout.CONFIG} holds the later values"
+    )
+
+
+def reproduce(run: Run) -> str | None:
+    """The command that runs this again from scratch, from the current folder; None when there is none."""
     record = run.record or {}
     subcommand = record.get("subcommand") or "fit"
+    if not_reproducible(run):
+        return None
     if run.job is not None and run.folder.name not in layout.EVALUATIONS:
         return f"cd {shlex.quote(shown(run.job))} && mnistctl fit --config {layout.JOB_CONFIG}"
     command = f"mnistctl {subcommand} --config {shlex.quote(shown(run.folder / layout.CONFIG))}"
@@ -110,6 +127,7 @@ def details(run: Run, short_id: str) -> dict:
         "record": run.record,
         "unreadable": run.problem,  # why record is null: `history[0] is 1, not an object`, ...
         "reproduce": reproduce(run),
+        "not_reproducible": not_reproducible(run),  # why reproduce is null
     }
 
 
@@ -127,7 +145,7 @@ def render_show(run: Run, short_id: str) -> None:
     if run.job is not None:
         out.append(f"sweep job  {shown(run.job)}")
     out.append(f"command    {record.get('command')}  (in {record.get('cwd')})")
-    out.append(f"reproduce  {reproduce(run)}")
+    out.append(f"reproduce  {reproduce(run) or f'(none: {not_reproducible(run)})'}")
     if run.gone:
         out.append(
             f"note       run.json says running, but its process {record.get('pid')} is gone: killed before it "
