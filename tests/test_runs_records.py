@@ -224,3 +224,14 @@ def test_a_run_resumed_with_changed_settings_has_no_reproduce_command(capsys):
     shown = runs_json(capsys, "show", "runs/mnist/version_1")
     assert shown["reproduce"] == "mnistctl fit --config runs/mnist/version_1/config.yaml --ckpt_path null"
     assert shown["not_reproducible"] is None
+
+
+def test_sort_by_a_config_key_when_the_filters_match_no_run(capsys):
+    # The bug: the --sort key was looked up only in the filtered runs: `--status failed --sort optimizer.lr`
+    # with no failed run said optimizer.lr is "neither a column nor a config key of any run", exit 2.
+    write_run(Path("runs/mnist/version_0"))
+    assert runs_json(capsys, "--status", "failed", "--sort", "optimizer.lr") == []
+    assert run_main("runs", "--status", "failed", "--sort", "optimizer.lr") == 0
+    assert capsys.readouterr().err == "mnistctl runs: none of the 1 runs matches the filters\n"
+    assert run_main("runs", "--status", "failed", "--sort", "optimizer.lx") == 2  # a typo is still refused
+    assert "--sort optimizer.lx is neither a column" in capsys.readouterr().err

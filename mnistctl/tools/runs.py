@@ -99,7 +99,8 @@ def list_runs(args: argparse.Namespace) -> int:
     ids = short_ids(runs)
     listed = filtered(runs, args)
     keys = differing_keys(listed)
-    rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, listed)
+    # --sort is checked against every run's config: a key is no less a key when the filters match none
+    rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, runs)
     if args.json:
         sys.stdout.write(runs_view.json_text(rows))
     elif not rows:

@@ -115,6 +115,7 @@ def _name_of(run: Run) -> str:
 
 
 def sorted_rows(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> list[dict]:
+    """rows (of some of runs) sorted by key, a column or a config key of any of runs."""
     field, best_first = SORTS.get(key.replace("/", "_"), (None, False))
     by_id = {r.full_id: r for r in runs}
     if field is None:
