@@ -235,3 +235,15 @@ def test_sort_by_a_config_key_when_the_filters_match_no_run(capsys):
     assert capsys.readouterr().err == "mnistctl runs: none of the 1 runs matches the filters\n"
     assert run_main("runs", "--status", "failed", "--sort", "optimizer.lx") == 2  # a typo is still refused
     assert "--sort optimizer.lx is neither a column" in capsys.readouterr().err
+
+
+def test_diff_of_two_evaluations_does_not_count_where_they_wrote(capsys):
+    # The bug: `runs diff` of the tests of two runs listed trainer.callbacks.TestPlots.dirpath, the folder each
+    # wrote its pictures to, which differs between every two runs by design.
+    for run in ("version_0", "version_1"):
+        folder = write_run(Path(f"runs/mnist/{run}/test"), subcommand="test")
+        plots = (
+            f"  - class_path: mnistctl.plot_callbacks.TestPlots\n    init_args:\n      dirpath: {folder.resolve()}\n"
+        )
+        (folder / "config.yaml").write_text(f"trainer:\n  callbacks:\n{plots}")
+    assert runs_json(capsys, "diff", "runs/mnist/version_0/test", "runs/mnist/version_1/test")["config"] == {}

@@ -182,6 +182,8 @@ def is_identity_key(key: str) -> bool:
     """Config keys that only say where a run wrote: they differ between every two runs by design."""
     if key.startswith("trainer.logger.") and key.rsplit(".", 1)[-1] in ("save_dir", "name", "version"):
         return True
+    if key.startswith("trainer.callbacks.") and key.endswith(".dirpath"):  # TestPlots writes into <run>/test
+        return True
     return key in ("ckpt_path", "trainer.default_root_dir", "predictions.path")
 
 
