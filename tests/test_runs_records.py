@@ -247,3 +247,16 @@ def test_diff_of_two_evaluations_does_not_count_where_they_wrote(capsys):
         )
         (folder / "config.yaml").write_text(f"trainer:\n  callbacks:\n{plots}")
     assert runs_json(capsys, "diff", "runs/mnist/version_0/test", "runs/mnist/version_1/test")["config"] == {}
+
+
+def test_a_symlinked_run_folder_has_the_same_id_in_show_as_in_the_list(capsys, tmp_path):
+    # The bug: run_at resolved the symlink before making the id, so `runs show runs/mnist/version_5` (a link
+    # to version_0, listed as mnist/version_5) showed version_0's id, not the one the table gave it.
+    write_run(tmp_path / "runs/mnist/version_0")
+    (tmp_path / "runs/mnist/version_5").symlink_to("version_0")
+    (tmp_path / "latest").symlink_to(tmp_path / "runs/mnist/version_0")  # outside the roots: the run it points to
+    ids = {row["run"]: row["id"] for row in runs_json(capsys, "--sweeps_dir", "none")}
+    assert len(set(ids.values())) == 2
+    assert runs_json(capsys, "show", "runs/mnist/version_5")["id"] == ids["mnist/version_5"]
+    assert runs_json(capsys, "show", "runs/mnist/version_0")["id"] == ids["mnist/version_0"]
+    assert runs_json(capsys, "show", "latest")["id"] == ids["mnist/version_0"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import string
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def all_runs(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
-def _newest_with(args: argparse.Namespace, which: str) -> Run:
+def _newest_with(args: argparse.Namespace, which: str, runs: list[Run]) -> Run:
     """The run `--ckpt_path last|best` takes: the run folder of the very checkpoint that resolves to."""
     from mnistctl.cli.checkpoints import resolve_ckpt_path  # reads checkpoints with torch: only for last/best
 
@@ -52,23 +53,33 @@ def _newest_with(args: argparse.Namespace, which: str) -> Run:
         ckpt = resolve_ckpt_path(which, args.runs_dir)
     except UsageError as err:
         raise UsageError(f"runs: {which} (the run of --ckpt_path {which}): {err}") from None
-    run = run_at(layout.run_dir_of(ckpt))
+    run = _run_in(layout.run_dir_of(ckpt), runs)
     if run is None:
         raise UsageError(
-            f"runs: --ckpt_path {which} takes {ckpt}, whose run folder has no {layout.RUN_RECORD}; "
-            "give that folder's run as a folder or an id instead"
+            f"runs: --ckpt_path {which} takes {ckpt}, whose run folder has no {layout.RUN_RECORD}: "
+            "not a run that 'mnistctl runs' can show"
         )
     return run
+
+
+def _run_in(folder: Path, runs: list[Run]) -> Run | None:
+    """The run in folder with the id the listing gives it: the listed run at that path (a symlinked run folder
+    is listed under its own name), else the listed run it points to, else (outside the roots) its run.json's."""
+    given, real = os.path.abspath(folder), os.path.realpath(folder)
+    for wanted, listed in ((given, os.path.abspath), (real, os.path.abspath), (real, os.path.realpath)):
+        if found := next((r for r in runs if listed(r.folder) == wanted), None):
+            return found
+    return run_at(folder)
 
 
 def resolve(value: str, args: argparse.Namespace, runs: list[Run]) -> Run:
     """A RUN argument: last, best, a folder, or an id prefix."""
     if value in ("last", "best"):
-        return _newest_with(args, value)
+        return _newest_with(args, value, runs)
     path = Path(value)
     if path.is_dir():
         job_runs = layout.job_run_dirs(path) if (path / layout.JOB_RECORD).is_file() else []
-        run = run_at(path) or (run_at(job_runs[-1]) if job_runs else None)
+        run = _run_in(path, runs) or (_run_in(job_runs[-1], runs) if job_runs else None)
         if run is None:
             raise UsageError(
                 f"runs: {value} is not a run folder (no {layout.RUN_RECORD} in it); 'mnistctl runs' lists them"
