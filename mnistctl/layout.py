@@ -171,9 +171,12 @@ def fit_runs(root: str | os.PathLike) -> list[Path]:
 
 
 def read_record(folder: Path, name: str = RUN_RECORD) -> dict | None:
-    """A run's run.json (or a job's job.json) as a dict; None when missing or not complete JSON."""
+    """A run's run.json (or a job's job.json) as a dict; None when missing, not a file or not complete JSON."""
+    path = Path(folder) / name
+    if not path.is_file():  # a FIFO (or device) of that name would block the read forever
+        return None
     try:
-        record = json.loads((Path(folder) / name).read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import resource
 import shlex
@@ -21,6 +22,7 @@ import pytest
 
 from conftest import last_metric, read_csv, run_main
 from mnistctl.cli.checkpoints import resolve_ckpt_path
+from mnistctl.errors import UsageError
 from mnistctl.layout import run_dir_of
 
 
@@ -115,6 +117,45 @@ def test_show_last_and_best_are_the_runs_ckpt_path_takes(fits, capsys):
     assert "best ckpt  checkpoints/epoch01-" in text  # 2 epochs: the best checkpoint is named for its epoch
     record = json.loads((root / "mnist/version_1/run.json").read_text())
     assert all(f"\n             {name}" in text for name in record["outputs"])
+
+
+def fake_fit(folder: Path, age_s: float, last: str) -> None:
+    """A fit's run folder: run.json naming checkpoints/epoch01.ckpt as best, that checkpoint, and a last.ckpt
+    that is `good` (ModelCheckpoint's state in it names the best), `truncated` or `none`; its checkpoints
+    `age_s` seconds old (fit_runs orders runs by their newest checkpoint)."""
+    import torch
+
+    best = folder / "checkpoints" / "epoch01.ckpt"
+    best.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}}, best)
+    if last == "good":
+        state = {"ModelCheckpoint{'monitor': 'val/acc'}": {"best_model_path": str(best)}}
+        torch.save({"state_dict": {}, "callbacks": state}, best.with_name("last.ckpt"))
+    elif last == "truncated":
+        best.with_name("last.ckpt").write_bytes(best.read_bytes()[:100])
+    checkpoints = {"best": "checkpoints/epoch01.ckpt", "last": None if last == "none" else "checkpoints/last.ckpt"}
+    (folder / "run.json").write_text(
+        json.dumps({"status": "completed", "subcommand": "fit", "checkpoints": checkpoints})
+    )
+    for path in best.parent.iterdir():
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+
+
+@pytest.mark.parametrize("newest_last", ["none", "truncated"])
+def test_show_last_and_best_name_the_run_whose_checkpoint_ckpt_path_loads(capsys, newest_last):
+    # The bug: `runs show best|last` took run.json's checkpoints.best and any last.ckpt file, while
+    # `--ckpt_path best|last` reads best from a loadable last.ckpt: a newest run fitted with save_last false,
+    # or whose last.ckpt is cut short, made `runs show best` name it while `mnistctl test --ckpt_path best`
+    # tested an older run's checkpoint.
+    fake_fit(Path("runs/mnist/version_0"), 600, "good")
+    fake_fit(Path("runs/mnist/version_1"), 0, newest_last)
+    for which in ("last", "best"):
+        try:
+            expected = run_dir_of(resolve_ckpt_path(which, "runs"))
+        except UsageError as err:  # the newest run has no loadable one, and --ckpt_path refuses: so does show
+            assert str(err) in one_error_line(capsys, 2, "runs", "show", which)
+        else:
+            assert Path(runs_json(capsys, "show", which)["path"]) == expected == Path("runs/mnist/version_0").resolve()
 
 
 @pytest.mark.slow  # it re-runs a fit: 5.6 s of the fast tier's 5 minutes

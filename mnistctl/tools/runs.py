@@ -7,8 +7,8 @@
     mnistctl runs diff 1a2b3c4 runs/mnist/version_3 # config keys and metrics that differ
 
 RUN is a run folder, an id from the table (any unique prefix of 4 or more characters), `last` or `best`.
-`last` and `best` name the run whose checkpoint `--ckpt_path last` / `--ckpt_path best` takes: the
-newest fit run under --runs_dir with that checkpoint. The best run by accuracy is the first row of
+`last` and `best` name the run whose checkpoint `--ckpt_path last` / `--ckpt_path best` takes (found
+by the same code, which reads the checkpoints with torch). The best run by accuracy is the first row of
 `mnistctl runs --sort val_acc`. Reads run.json and config.yaml files only: no torch, a few hundred
 runs in a fraction of a second.
 """
@@ -16,7 +16,6 @@ runs in a fraction of a second.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -100,9 +99,10 @@ def list_runs(args: argparse.Namespace) -> int:
     ids = short_ids(runs)
     listed = filtered(runs, args)
     keys = differing_keys(listed)
-    rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, listed)
+    # --sort is checked against every run's config: a key is no less a key when the filters match none
+    rows = sorted_rows([runs_view.row(r, ids[r.full_id], keys) for r in listed], args.sort, args.reverse, runs)
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(rows))
     elif not rows:
         sys.stderr.write(f"mnistctl runs: none of the {len(runs)} runs matches the filters\n")
     else:
@@ -121,7 +121,7 @@ def show(args: argparse.Namespace) -> int:
     run = resolve(args.run[0], args, runs)
     short = short_ids([*runs, run])[run.full_id]
     if args.json:
-        sys.stdout.write(json.dumps(runs_view.details(run, short), indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(runs_view.details(run, short)))
     else:
         runs_view.render_show(run, short)
     return 0
@@ -142,7 +142,7 @@ def diff(args: argparse.Namespace) -> int:
         pairs = {"config": config, "metrics": runs_view.metric_diff(a, b)}
         result = {"a": runs_view.row(a, ids[a.full_id], []), "b": runs_view.row(b, ids[b.full_id], [])}
         result.update({part: {k: [va, vb] for k, va, vb in rows} for part, rows in pairs.items()})
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        sys.stdout.write(runs_view.json_text(result))
     else:
         runs_view.render_diff(a, b, (ids[a.full_id], ids[b.full_id]), config)
     return 0

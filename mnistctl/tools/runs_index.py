@@ -21,6 +21,7 @@ from pathlib import Path
 from mnistctl import layout
 from mnistctl.flat_config import flatten
 from mnistctl.process_alive import process_alive
+from mnistctl.tools.runs_record import record_problem
 
 ID_LENGTH = 7
 UNREADABLE = "unreadable"
@@ -33,12 +34,13 @@ class Run:
     label: str  # how the table names it: mnist/version_0, <time>/<job>, ...
     sweep: Path | None = None  # the sweep folder of a sweep job's run
     job: Path | None = None
-    record: dict | None = None  # None: run.json is not readable JSON
+    record: dict | None = None  # None: run.json is unreadable, for the reason in `problem`
+    problem: str | None = None  # `is not complete JSON`, `history[0] is 1, not an object`, ...
     _config: dict | None = field(default=None, repr=False)
 
     @property
     def full_id(self) -> str:
-        return hashlib.sha1(self.key.encode()).hexdigest()
+        return hashlib.sha1(os.fsencode(self.key)).hexdigest()  # a folder name need not be UTF-8
 
     @property
     def status(self) -> str:
@@ -51,13 +53,9 @@ class Run:
         """run.json says running, but the process that wrote it, on this machine, is gone: it was killed
         (SIGKILL, out of memory, a machine that stopped) before it could record its end."""
         record = self.record or {}
-        if record.get("status") != "running":
+        if record.get("status") != "running" or self.started_at is None:
             return False
-        try:
-            started = datetime.datetime.fromisoformat(str(record.get("started"))).timestamp()
-        except ValueError:
-            return False
-        return process_alive(record.get("host"), record.get("pid"), started) is False
+        return process_alive(record.get("host"), record.get("pid"), self.started_at) is False
 
     @property
     def subcommand(self) -> str | None:
@@ -65,8 +63,14 @@ class Run:
 
     @property
     def started(self) -> str | None:
-        """run.json's ISO start time, to the millisecond (the order of runs)."""
+        """run.json's ISO start time, to the millisecond, with the UTC offset of the machine that ran it."""
         return self.record.get("started") if self.record else None
+
+    @property
+    def started_at(self) -> float | None:
+        """The start in seconds since the epoch (the order of runs, whatever offset each was recorded with);
+        a time recorded without an offset counts as this machine's local time."""
+        return datetime.datetime.fromisoformat(self.started).timestamp() if self.started else None
 
     @property
     def config(self) -> dict:
@@ -95,6 +99,8 @@ def read_yaml(path: Path) -> dict | None:
     """A YAML file as a dict with yaml.safe_load's rules (libyaml's CSafeLoader when present, which is faster)."""
     import yaml
 
+    if not path.is_file():  # a FIFO of that name would block the read forever
+        return None
     try:
         tree = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, ValueError, yaml.YAMLError):
@@ -103,7 +109,9 @@ def read_yaml(path: Path) -> dict | None:
 
 
 def _make(folder: Path, key: str, label: str, sweep: Path | None = None, job: Path | None = None) -> Run:
-    return Run(folder, key, label, sweep, job, layout.read_record(folder))
+    record = layout.read_record(folder)
+    problem = "is not complete JSON" if record is None else record_problem(record)
+    return Run(folder, key, label, sweep, job, None if problem else record, problem)
 
 
 def _with_evaluations(run: Run) -> list[Run]:
@@ -173,6 +181,8 @@ def short_ids(runs: list[Run]) -> dict[str, str]:
 def is_identity_key(key: str) -> bool:
     """Config keys that only say where a run wrote: they differ between every two runs by design."""
     if key.startswith("trainer.logger.") and key.rsplit(".", 1)[-1] in ("save_dir", "name", "version"):
+        return True
+    if key.startswith("trainer.callbacks.") and key.endswith(".dirpath"):  # TestPlots writes into <run>/test
         return True
     return key in ("ckpt_path", "trainer.default_root_dir", "predictions.path")
 

@@ -3,14 +3,15 @@
     mnistctl runs show 1a2b          # resolve(): a folder, an id prefix (4+ characters), last or best
     mnistctl runs --status completed --sort val_acc
 
-`last` and `best` are the run whose checkpoint `--ckpt_path last|best` takes: the newest fit run under
---runs_dir (by its newest checkpoint, as `layout.fit_runs` orders them) that holds such a checkpoint.
+`last` and `best` are the run whose checkpoint `--ckpt_path last|best` takes, found by the same function
+(`cli.checkpoints.resolve_ckpt_path`, which reads the checkpoints), so the two never name different runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import string
 from pathlib import Path
 
@@ -44,25 +45,41 @@ def all_runs(args: argparse.Namespace) -> list[Run]:
     return runs
 
 
-def _newest_with(args: argparse.Namespace, which: str) -> Run:
-    """The run `--ckpt_path last|best` takes: the newest fit run (by checkpoint time) holding that checkpoint."""
-    for folder in layout.fit_runs(args.runs_dir):
-        record = layout.read_record(folder) or {}
-        best = (record.get("checkpoints") or {}).get("best")
-        found = layout.last_checkpoint(folder) if which == "last" else (folder / best if best else None)
-        if found is not None and found.is_file() and (run := run_at(folder)) is not None:
-            return run
-    raise UsageError(f"runs: no fit run with a {which} checkpoint under {args.runs_dir}; run 'mnistctl fit' first")
+def _newest_with(args: argparse.Namespace, which: str, runs: list[Run]) -> Run:
+    """The run `--ckpt_path last|best` takes: the run folder of the very checkpoint that resolves to."""
+    from mnistctl.cli.checkpoints import resolve_ckpt_path  # reads checkpoints with torch: only for last/best
+
+    try:
+        ckpt = resolve_ckpt_path(which, args.runs_dir)
+    except UsageError as err:
+        raise UsageError(f"runs: {which} (the run of --ckpt_path {which}): {err}") from None
+    run = _run_in(layout.run_dir_of(ckpt), runs)
+    if run is None:
+        raise UsageError(
+            f"runs: --ckpt_path {which} takes {ckpt}, whose run folder has no {layout.RUN_RECORD}: "
+            "not a run that 'mnistctl runs' can show"
+        )
+    return run
+
+
+def _run_in(folder: Path, runs: list[Run]) -> Run | None:
+    """The run in folder with the id the listing gives it: the listed run at that path (a symlinked run folder
+    is listed under its own name), else the listed run it points to, else (outside the roots) its run.json's."""
+    given, real = os.path.abspath(folder), os.path.realpath(folder)
+    for wanted, listed in ((given, os.path.abspath), (real, os.path.abspath), (real, os.path.realpath)):
+        if found := next((r for r in runs if listed(r.folder) == wanted), None):
+            return found
+    return run_at(folder)
 
 
 def resolve(value: str, args: argparse.Namespace, runs: list[Run]) -> Run:
     """A RUN argument: last, best, a folder, or an id prefix."""
     if value in ("last", "best"):
-        return _newest_with(args, value)
+        return _newest_with(args, value, runs)
     path = Path(value)
     if path.is_dir():
         job_runs = layout.job_run_dirs(path) if (path / layout.JOB_RECORD).is_file() else []
-        run = run_at(path) or (run_at(job_runs[-1]) if job_runs else None)
+        run = _run_in(path, runs) or (_run_in(job_runs[-1], runs) if job_runs else None)
         if run is None:
             raise UsageError(
                 f"runs: {value} is not a run folder (no {layout.RUN_RECORD} in it); 'mnistctl runs' lists them"
@@ -109,16 +126,19 @@ def _name_of(run: Run) -> str:
 
 
 def sorted_rows(rows: list[dict], key: str, reverse: bool, runs: list[Run]) -> list[dict]:
+    """rows (of some of runs) sorted by key, a column or a config key of any of runs."""
     field, best_first = SORTS.get(key.replace("/", "_"), (None, False))
     by_id = {r.full_id: r for r in runs}
     if field is None:
         if not any(key in r.config for r in runs):
             raise UsageError(f"runs: --sort {key} is neither a column ({', '.join(SORTS)}) nor a config key of any run")
         value = lambda row: by_id[row["full_id"]].config.get(key)  # noqa: E731
+    elif field == "started":
+        value = lambda row: by_id[row["full_id"]].started_at  # noqa: E731
     else:
         value = lambda row: row[field]  # noqa: E731
     # By the full start time in run.json (the table shows it to the second): ties stay oldest first.
-    rows = sorted(rows, key=lambda row: str(by_id[row["full_id"]].started or ""))
+    rows = sorted(rows, key=lambda row: by_id[row["full_id"]].started_at or 0.0)
     present = [r for r in rows if value(r) is not None]
     present.sort(key=lambda row: (_kind(value(row)), value(row)), reverse=best_first != reverse)
     return present + [r for r in rows if value(r) is None]  # runs without the value last, either way

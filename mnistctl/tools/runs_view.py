@@ -10,6 +10,9 @@ Tables are plain text, columns two spaces apart (hundreds of rows in millisecond
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
 import os
 import shlex
 import sys
@@ -19,6 +22,11 @@ from mnistctl.console import format_duration, shown
 from mnistctl.tools.runs_index import Run
 
 COLUMNS = ("id", "run", "status", "started", "took", "command", "epochs", "val/acc", "test/acc")
+
+
+def write(text: str) -> None:
+    """Print text whose folder names may not be UTF-8 (kept by Python as surrogates): `caf\\xe9` for their bytes."""
+    sys.stdout.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def fmt(value: object) -> str:
@@ -31,8 +39,10 @@ def fmt_metric(value: object) -> str:
 
 
 def started(run: Run) -> str | None:
-    """`2026-12-04 13:08:33` from the ISO time in run.json (the clock of the machine that ran it)."""
-    return str(run.started)[:19].replace("T", " ") if run.started else None
+    """`2026-12-04 13:08:33`: when the run started, in this machine's time zone (runs recorded under other
+    UTC offsets, on cluster nodes or across a change to summer time, line up)."""
+    at = run.started_at
+    return datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S") if at is not None else None
 
 
 def row(run: Run, short_id: str, keys: list[str]) -> dict:
@@ -78,13 +88,30 @@ def render_table(rows: list[dict], keys: list[str], title: str) -> None:
         cells.append(
             [*fixed, fmt_metric(r["val_acc"]), fmt_metric(r["test_acc"]), *(fmt(r["config"][k]) for k in keys)]
         )
-    sys.stdout.write(f"{title}\n{plain_table(header, cells, right)}")
+    write(f"{title}\n{plain_table(header, cells, right)}")
 
 
-def reproduce(run: Run) -> str:
-    """The command that runs this again from scratch, from the current folder."""
+def not_reproducible(run: Run) -> str | None:
+    """Why no one command runs this again from scratch: it resumed with settings changed (--allow_config_change),
+    so its epochs before the resume ran with values config.yaml no longer holds. None when one can."""
+    resumes = [r for r in (run.record or {}).get("resumes") or [] if r.get("config_changes")]
+    if not resumes or run.folder.name in layout.EVALUATIONS:
+        return None
+    epoch = resumes[0].get("from_epoch")
+    # run.json keeps the parser's keys (optimizer.init_args.lr); the table's are flattened (optimizer.lr)
+    keys = dict.fromkeys(key.replace(".init_args.", ".") for r in resumes for key in r["config_changes"])
+    return (
+        f"resumed{f' at epoch {epoch}' if epoch is not None else ''} with changed settings: {', '.join(keys)}; "
+        f"{layout.CONFIG} holds the later values"
+    )
+
+
+def reproduce(run: Run) -> str | None:
+    """The command that runs this again from scratch, from the current folder; None when there is none."""
     record = run.record or {}
     subcommand = record.get("subcommand") or "fit"
+    if not_reproducible(run):
+        return None
     if run.job is not None and run.folder.name not in layout.EVALUATIONS:
         return f"cd {shlex.quote(shown(run.job))} && mnistctl fit --config {layout.JOB_CONFIG}"
     command = f"mnistctl {subcommand} --config {shlex.quote(shown(run.folder / layout.CONFIG))}"
@@ -94,22 +121,31 @@ def reproduce(run: Run) -> str:
 
 
 def details(run: Run, short_id: str) -> dict:
-    return {**row(run, short_id, []), "config": run.config, "record": run.record, "reproduce": reproduce(run)}
+    return {
+        **row(run, short_id, []),
+        "config": run.config,
+        "record": run.record,
+        "unreadable": run.problem,  # why record is null: `history[0] is 1, not an object`, ...
+        "reproduce": reproduce(run),
+        "not_reproducible": not_reproducible(run),  # why reproduce is null
+    }
 
 
 def render_show(run: Run, short_id: str) -> None:
     record = run.record or {}
     out = [f"run        {short_id}  {shown(run.folder)}"]
     if run.record is None:
-        out.append(f"status     unreadable: {shown(run.folder / layout.RUN_RECORD)} is not complete JSON")
-        sys.stdout.write("\n".join(out) + "\n")
+        where = shown(run.folder / layout.RUN_RECORD)
+        problem = run.problem if run.problem == "is not complete JSON" else f"cannot be read: {run.problem}"
+        out.append(f"status     unreadable: {where} {problem}; fix the file, or move the run folder away")
+        write("\n".join(out) + "\n")
         return
     took = f", took {format_duration(record['wall_time_s'])}" if record.get("wall_time_s") is not None else ""
     out.append(f"status     {run.status}: {record.get('subcommand')}, started {started(run)}{took}")
     if run.job is not None:
         out.append(f"sweep job  {shown(run.job)}")
     out.append(f"command    {record.get('command')}  (in {record.get('cwd')})")
-    out.append(f"reproduce  {reproduce(run)}")
+    out.append(f"reproduce  {reproduce(run) or f'(none: {not_reproducible(run)})'}")
     if run.gone:
         out.append(
             f"note       run.json says running, but its process {record.get('pid')} is gone: killed before it "
@@ -143,7 +179,7 @@ def render_show(run: Run, short_id: str) -> None:
             out.append("           " + "  ".join([f"{h['epoch']:>5}", *(f"{fmt_metric(h.get(n)):>10}" for n in names)]))
     outputs = record.get("outputs") or []
     out.append(f"files      {len(outputs)} in {shown(run.folder)}" + "".join(f"\n             {p}" for p in outputs))
-    sys.stdout.write("\n".join(out) + "\n")
+    write("\n".join(out) + "\n")
 
 
 def render_diff(a: Run, b: Run, ids: tuple[str, str], config: list[tuple[str, object, object]]) -> None:
@@ -154,7 +190,7 @@ def render_diff(a: Run, b: Run, ids: tuple[str, str], config: list[tuple[str, ob
         ["(metrics)", "the same", "the same"]
     ]
     header = ["what differs", f"{ids[0]} {a.label}", f"{ids[1]} {b.label}"]
-    sys.stdout.write(plain_table(header, rows, set()))
+    write(plain_table(header, rows, set()))
 
 
 def metric_values(run: Run) -> dict:
@@ -170,4 +206,25 @@ def metric_values(run: Run) -> dict:
 
 def metric_diff(a: Run, b: Run) -> list[tuple[str, object, object]]:
     ma, mb = metric_values(a), metric_values(b)
-    return [(k, ma.get(k), mb.get(k)) for k in dict.fromkeys([*ma, *mb]) if ma.get(k) != mb.get(k)]
+    return [(k, ma.get(k), mb.get(k)) for k in dict.fromkeys([*ma, *mb]) if not _same(ma.get(k), mb.get(k))]
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, where NaN equals NaN: two diverged runs do not differ in their NaN loss."""
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return both_nan or a == b
+
+
+def json_text(value: object) -> str:
+    """Standard JSON for `--json`: NaN and infinities (a diverged run's loss) become null, which any parser reads."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False) + "\n"
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
