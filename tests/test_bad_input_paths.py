@@ -6,12 +6,13 @@ and nothing created outside the runs folder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from file_state import read_only, run_obeying_permissions, writable
 
-from conftest import TINY, run_main
+from conftest import TINY, run_cli, run_main
 
 
 def one_error_line(err: str, *fragments: str) -> str:
@@ -91,3 +92,14 @@ def test_unwritable_cache_folder_and_read_only_working_folder(tmp_path, monkeypa
     finally:
         writable(tmp_path)
     assert list((tmp_path / "work").iterdir()) == [] and list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize("subcommand", ["test", "export"])
+def test_a_fifo_given_as_the_checkpoint_is_refused_not_waited_on(subcommand, tmp_path):
+    """The bug: torch.load opened a FIFO given as --ckpt_path and waited for a writer for ever (rc 124 under
+    `timeout`, no output)."""
+    os.mkfifo(tmp_path / "f.ckpt")
+    done = run_cli(subcommand, "--ckpt_path", "f.ckpt", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    one_error_line(done.stderr, "checkpoint f.ckpt is a FIFO", "give a .ckpt file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ckpt"]

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from mnistctl.console import shown
+from mnistctl.data.checksums import kind_of
 from mnistctl.errors import UsageError
 from mnistctl.layout import checkpoints_dir, fit_runs, last_checkpoint
 
@@ -43,6 +44,8 @@ def _cached(path: Path) -> dict:
         ) from None
     except OSError as err:
         raise UsageError(f"cannot read checkpoint {path} ({err.strerror})") from None
+    if not path.is_dir() and (kind := kind_of(path)) is not None:  # a FIFO would block torch.load for ever
+        raise UsageError(f"checkpoint {path} is {kind}, not a file; give a .ckpt file, or 'last' or 'best'")
     key = (path.resolve(), stat.st_size, stat.st_mtime_ns)
     if key not in _cache:
         while len(_cache) >= CACHED_FILES:
