@@ -163,6 +163,9 @@ BAD_SWEEP_OVERRIDES = [
     ("hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=2", "would start 2 fits of every job"),
     ("hydra/launcher=submitit_local hydra.launcher.nodes=2", "hydra.launcher.nodes=2 would start 2 fits"),
     ("search=lr_dropout hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 runs no trial"),
+    # Hydra appends each job's job.log in sweep.dir/subdir: never outside the sweep folder (an absolute
+    # subdir: test_sweep_folder.py, inside tmp_path).
+    ("hydra.sweep.subdir=../victim", "hydra.sweep.subdir=../victim puts the job's folder outside the sweep folder"),
     # The sweep folder: new or empty (a file, or a folder with a user's files, is refused).
     ("hydra.sweep.dir=afile", "hydra.sweep.dir="),
     ("++hydra.sweep.dir=afile/sub", "which is a file"),
