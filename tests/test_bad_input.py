@@ -193,6 +193,40 @@ def test_summary_and_resume_need_a_sweep_folder(sweep_tree, tmp_path, capsys):
     assert "has no readable sweep.json" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"name": "train", "status": "done"}, "no job number"),
+        ({"job": 0}, "no list of overrides"),
+        ({"job": 0, "overrides": ["lr=0.1"]}, "no status"),
+        ({"job": 0, "overrides": [], "status": "done"}, "status 'done' is none of running, completed"),
+    ],
+)
+def test_summary_and_status_of_a_folder_whose_job_json_is_another_tools(sweep_tree, tmp_path, capsys, record, problem):
+    """The bug: any */job.json made a folder a sweep and its keys were trusted: --summary crashed with
+    KeyError: 'job' (or 'status'), --status printed a table of job "None" with exit 0."""
+    other = tmp_path / "other"
+    for job in ("0", "1"):
+        (other / job).mkdir(parents=True)
+        (other / job / "job.json").write_text(json.dumps(record))
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    for flag in ("--summary", "--status"):
+        assert run_main("sweep", flag, "other") == 2
+        line = assert_one_line_error(capsys, f"{other / '0' / 'job.json'} is not a mnistctl sweep job record")
+        assert f"({problem}" in line and f"{other} is not a sweep folder" in line
+        assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before  # nothing written
+
+
+@pytest.mark.parametrize("saved", ["[1, 2]", '{"overrides": [1]}', '{"overrides": "criterion=ce"}', '"text"'])
+def test_resume_of_a_sweep_json_that_is_not_a_record(sweep_tree, tmp_path, capsys, saved):
+    """The bug: a sweep.json holding a JSON list or non-string overrides gave TypeError/AttributeError, exit 1."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sweep.json").write_text(saved)
+    assert run_main("sweep", "--resume", "s") == 2
+    assert_one_line_error(capsys, f"{tmp_path / 's'} has no readable sweep.json")
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["sweep.json"]
+
+
 def test_resume_of_a_folder_from_another_tool_changes_nothing(sweep_tree, tmp_path, capsys):
     # A plain Hydra multirun folder: it has jobs, but not the sweep.json that mnistctl writes.
     other = tmp_path / "multirun"

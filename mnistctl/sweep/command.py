@@ -285,10 +285,12 @@ def _existing_sweep(path: str) -> Path:
 def _resumed_overrides(sweep_dir: Path, extra: list[str]) -> list[str]:
     try:
         saved = json.loads((sweep_dir / SWEEP_RECORD).read_text())["overrides"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: JSON that is not an object
+        saved = None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
         raise UsageError(
             f"{sweep_dir} has no readable {SWEEP_RECORD}; --resume needs a folder made by 'mnistctl sweep'"
-        ) from None
+        )
     if any(not o.startswith(("hydra/launcher=", "hydra.launcher.", "hydra.sweeper.n_trials=")) for o in extra):
         raise UsageError(
             "sweep --resume DIR reuses the sweep's overrides; only hydra/launcher, hydra.launcher.* and "

@@ -18,7 +18,7 @@ from pathlib import Path
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, job_dirs
-from mnistctl.sweep.job_folder import job_number, read_record
+from mnistctl.sweep.job_folder import job_number, sweep_job_record
 from mnistctl.sweep.metrics import run_metrics
 
 COLUMNS = [
@@ -50,7 +50,7 @@ def collect(sweep_dir: Path) -> list[dict]:
 
 def _current(job_dir: Path, sweep_dir: Path) -> dict:
     """A job's record; for one still running or interrupted, with what its run.json holds so far."""
-    record = read_record(job_dir)
+    record = sweep_job_record(job_dir)
     if record is None:
         return _unreadable(job_dir)
     if record.get("status") in ("running", "interrupted") and record.get("val_acc") is None:
