@@ -100,6 +100,14 @@ def job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
 
 
+def job_order(job: int | str) -> tuple:
+    """Sort key of job numbers: 2 before 10 (never as strings), <n>_<k> right after <n>, other names last."""
+    head, _, tail = str(job).partition("_")
+    if head.isdigit() and (not tail or tail.isdigit()):
+        return (0, int(head), int(tail or 0), "")
+    return (1, 0, 0, str(job))
+
+
 def last_checkpoint(job_dir: Path) -> Path | None:
     run = layout.job_run_dir(job_dir)
     return layout.last_checkpoint(run) if run is not None and layout.last_checkpoint(run).is_file() else None
