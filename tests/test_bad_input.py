@@ -163,6 +163,20 @@ BAD_SWEEP_OVERRIDES = [
     ("hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=2", "would start 2 fits of every job"),
     ("hydra/launcher=submitit_local hydra.launcher.nodes=2", "hydra.launcher.nodes=2 would start 2 fits"),
     ("search=lr_dropout hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 runs no trial"),
+    # The sweeper's and the launcher's own settings, which Optuna and joblib check only once they run.
+    ("search=lr_dropout pruner.n_startup_trials=-3", "Number of startup trials cannot be negative but got -3"),
+    ("search=lr_dropout hydra.sweeper.direction=sideways", "hydra.sweeper.direction=sideways is not one direction"),
+    ("search=lr_dropout hydra.sweeper.direction=[maximize,minimize]", "is not one direction; give maximize"),
+    (
+        "search=lr_dropout hydra.sweeper.storage=bogus://x",
+        "hydra.sweeper.storage=bogus://x cannot be opened (Can't load plugin: sqlalchemy.dialects:bogus)",
+    ),
+    ("search=lr_dropout hydra.sweeper.storage=sqlite:///nodir/x.db", "cannot be opened (there is no folder"),
+    ("hydra/launcher=joblib hydra.launcher.prefer=xyz", "hydra.launcher.prefer=xyz is not a valid backend hint"),
+    ("hydra/launcher=joblib hydra.launcher.batch_size=0", "hydra.launcher.batch_size must be 'auto' or a positive"),
+    ("hydra/launcher=joblib hydra.launcher.pre_dispatch=abc", "pre_dispatch=abc is not a number or an expression"),
+    ("hydra/launcher=joblib hydra.launcher.pre_dispatch=0", "hydra.launcher.pre_dispatch=0 dispatches no job"),
+    ("hydra/launcher=joblib hydra.launcher.max_nbytes=zz", "hydra.launcher.max_nbytes=zz: Invalid literal for size"),
     # Hydra appends each job's job.log in sweep.dir/subdir: never outside the sweep folder (an absolute
     # subdir: test_sweep_folder.py, inside tmp_path).
     ("hydra.sweep.subdir=../victim", "hydra.sweep.subdir=../victim puts the job's folder outside the sweep folder"),
