@@ -163,6 +163,23 @@ BAD_SWEEP_OVERRIDES = [
     ("hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=2", "would start 2 fits of every job"),
     ("hydra/launcher=submitit_local hydra.launcher.nodes=2", "hydra.launcher.nodes=2 would start 2 fits"),
     ("search=lr_dropout hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 runs no trial"),
+    # The sweeper's and the launcher's own settings, which Optuna and joblib check only once they run.
+    ("search=lr_dropout pruner.n_startup_trials=-3", "Number of startup trials cannot be negative but got -3"),
+    ("search=lr_dropout hydra.sweeper.direction=sideways", "hydra.sweeper.direction=sideways is not one direction"),
+    ("search=lr_dropout hydra.sweeper.direction=[maximize,minimize]", "is not one direction; give maximize"),
+    (
+        "search=lr_dropout hydra.sweeper.storage=bogus://x",
+        "hydra.sweeper.storage=bogus://x cannot be opened (Can't load plugin: sqlalchemy.dialects:bogus)",
+    ),
+    ("search=lr_dropout hydra.sweeper.storage=sqlite:///nodir/x.db", "cannot be opened (there is no folder"),
+    ("hydra/launcher=joblib hydra.launcher.prefer=xyz", "hydra.launcher.prefer=xyz is not a valid backend hint"),
+    ("hydra/launcher=joblib hydra.launcher.batch_size=0", "hydra.launcher.batch_size must be 'auto' or a positive"),
+    ("hydra/launcher=joblib hydra.launcher.pre_dispatch=abc", "pre_dispatch=abc is not a number or an expression"),
+    ("hydra/launcher=joblib hydra.launcher.pre_dispatch=0", "hydra.launcher.pre_dispatch=0 dispatches no job"),
+    ("hydra/launcher=joblib hydra.launcher.max_nbytes=zz", "hydra.launcher.max_nbytes=zz: Invalid literal for size"),
+    # Hydra appends each job's job.log in sweep.dir/subdir: never outside the sweep folder (an absolute
+    # subdir: test_sweep_folder.py, inside tmp_path).
+    ("hydra.sweep.subdir=../victim", "hydra.sweep.subdir=../victim puts the job's folder outside the sweep folder"),
     # The sweep folder: new or empty (a file, or a folder with a user's files, is refused).
     ("hydra.sweep.dir=afile", "hydra.sweep.dir="),
     ("++hydra.sweep.dir=afile/sub", "which is a file"),
@@ -188,6 +205,40 @@ def test_summary_and_resume_need_a_sweep_folder(sweep_tree, tmp_path, capsys):
     assert "holds no sweep jobs" in capsys.readouterr().err
     assert run_main("sweep", "--resume", "empty") == 2
     assert "has no readable sweep.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"name": "train", "status": "done"}, "no job number"),
+        ({"job": 0}, "no list of overrides"),
+        ({"job": 0, "overrides": ["lr=0.1"]}, "no status"),
+        ({"job": 0, "overrides": [], "status": "done"}, "status 'done' is none of running, completed"),
+    ],
+)
+def test_summary_and_status_of_a_folder_whose_job_json_is_another_tools(sweep_tree, tmp_path, capsys, record, problem):
+    """The bug: any */job.json made a folder a sweep and its keys were trusted: --summary crashed with
+    KeyError: 'job' (or 'status'), --status printed a table of job "None" with exit 0."""
+    other = tmp_path / "other"
+    for job in ("0", "1"):
+        (other / job).mkdir(parents=True)
+        (other / job / "job.json").write_text(json.dumps(record))
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    for flag in ("--summary", "--status"):
+        assert run_main("sweep", flag, "other") == 2
+        line = assert_one_line_error(capsys, f"{other / '0' / 'job.json'} is not a mnistctl sweep job record")
+        assert f"({problem}" in line and f"{other} is not a sweep folder" in line
+        assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before  # nothing written
+
+
+@pytest.mark.parametrize("saved", ["[1, 2]", '{"overrides": [1]}', '{"overrides": "criterion=ce"}', '"text"'])
+def test_resume_of_a_sweep_json_that_is_not_a_record(sweep_tree, tmp_path, capsys, saved):
+    """The bug: a sweep.json holding a JSON list or non-string overrides gave TypeError/AttributeError, exit 1."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sweep.json").write_text(saved)
+    assert run_main("sweep", "--resume", "s") == 2
+    assert_one_line_error(capsys, f"{tmp_path / 's'} has no readable sweep.json")
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["sweep.json"]
 
 
 def test_resume_of_a_folder_from_another_tool_changes_nothing(sweep_tree, tmp_path, capsys):

@@ -212,20 +212,14 @@ def _folder_problem(chosen: Path | None) -> str | None:
 
 def _study_overrides(plan, resume_dir: Path | None) -> list[str]:
     """A search keeps its study in <sweep>/optuna.db (unless hydra.sweeper.storage names one) under a fixed
-    study name, so --resume finds it; its storage and pruner are checked here, before anything is claimed.
-    The sweep folder is not known yet for a new sweep: `{sweep}` stands for it."""
+    study name, so --resume finds it; its storage is opened here, before anything is claimed (the plan
+    checked its URL, the pruner and the direction, settings.py). The sweep folder is not known yet for a
+    new sweep: `{sweep}` stands for it."""
     if plan.sweeper != "optuna":
         return []
-    from omegaconf import OmegaConf
-
-    from mnistctl.sweep.overrides import one_line
-    from mnistctl.sweep.study import DEFAULT_STUDY_NAME, check_storage, default_storage, make_pruner
+    from mnistctl.sweep.study import DEFAULT_STUDY_NAME, check_storage, default_storage
 
     sweeper = plan.master.hydra.sweeper
-    try:
-        make_pruner(OmegaConf.to_container(plan.master.pruner, resolve=True) if plan.master.get("pruner") else None)
-    except Exception as err:  # noqa: BLE001 - a bad argument of the pruner the user chose
-        raise UsageError(f"bad override: {one_line(err)}") from None
     extra = []
     name = sweeper.get("study_name")
     if name is None:
@@ -285,10 +279,12 @@ def _existing_sweep(path: str) -> Path:
 def _resumed_overrides(sweep_dir: Path, extra: list[str]) -> list[str]:
     try:
         saved = json.loads((sweep_dir / SWEEP_RECORD).read_text())["overrides"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # TypeError: JSON that is not an object
+        saved = None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
         raise UsageError(
             f"{sweep_dir} has no readable {SWEEP_RECORD}; --resume needs a folder made by 'mnistctl sweep'"
-        ) from None
+        )
     if any(not o.startswith(("hydra/launcher=", "hydra.launcher.", "hydra.sweeper.n_trials=")) for o in extra):
         raise UsageError(
             "sweep --resume DIR reuses the sweep's overrides; only hydra/launcher, hydra.launcher.* and "

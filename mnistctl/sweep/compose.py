@@ -12,6 +12,7 @@ and its values checked (values.py). Hydra composition is pure Python: no torch.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,4 +77,21 @@ def compose_job(master, overrides: list[str], number: int, threads: int, keys: K
         tree = lightning_config(task, threads, Path(cfg.hydra.runtime.cwd))
     except composition_errors() as err:
         return None, [one_line(err)]
-    return tree, value_problems(tree, keys)
+    outside = _outside_sweep(cfg)
+    return tree, [*([outside] if outside else []), *value_problems(tree, keys)]
+
+
+def _outside_sweep(cfg) -> str | None:
+    """Hydra creates the job's output_dir (sweep.dir joined with subdir) and appends the job's job.log there: a
+    subdir that is absolute or climbs out with `..` would write into a user's own folder and files."""
+    from omegaconf import OmegaConf
+
+    sweep_dir = Path(str(OmegaConf.select(cfg, "hydra.sweep.dir"))).resolve()
+    subdir = str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+    output_dir = Path(os.path.join(sweep_dir, subdir)).resolve()  # as hydra.core.utils.run_job joins them
+    if output_dir.is_relative_to(sweep_dir):
+        return None
+    return (
+        f"hydra.sweep.subdir={subdir} puts the job's folder outside the sweep folder (at {output_dir}); give a "
+        "relative name inside it, such as the default ${hydra.job.num}"
+    )

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
+from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD
+
+JOB_STATUSES = ("running", "completed", "failed", "interrupted", "pruned")  # what job.py records
 
 
 def job_key(overrides: list[str]) -> str:
@@ -27,6 +30,30 @@ def job_key(overrides: list[str]) -> str:
 
 def read_record(job_dir: Path) -> dict | None:
     return layout.read_record(job_dir, JOB_RECORD)
+
+
+def foreign_record_problem(record: dict) -> str | None:
+    """What a readable job.json lacks to be a mnistctl sweep job's record (another tool wrote it), or None."""
+    job, overrides, status = record.get("job"), record.get("overrides"), record.get("status")
+    if isinstance(job, bool) or not isinstance(job, (int, str)):
+        return "no job number"
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        return "no list of overrides"
+    if status not in JOB_STATUSES:
+        return "no status" if status is None else f"status {status!r} is none of {', '.join(JOB_STATUSES)}"
+    return None
+
+
+def sweep_job_record(job_dir: Path) -> dict | None:
+    """A job's record for --summary and --status; None when it cannot be read (a row of its own). A readable
+    job.json that is no mnistctl record means the folder is not a mnistctl sweep: one line, not a bogus table."""
+    record = read_record(job_dir)
+    if record is not None and (problem := foreign_record_problem(record)):
+        raise UsageError(
+            f"{job_dir / JOB_RECORD} is not a mnistctl sweep job record ({problem}): {job_dir.parent} is not a "
+            "sweep folder; give a folder made by 'mnistctl sweep'"
+        )
+    return record
 
 
 def write_record(job_dir: Path, record: dict) -> None:
@@ -71,6 +98,14 @@ def claim_job_dir(sweep_dir: Path, output_dir: Path, number: int, record: dict) 
 
 def job_number(job_dir: Path) -> int | str:
     return int(job_dir.name) if job_dir.name.isdigit() else job_dir.name
+
+
+def job_order(job: int | str) -> tuple:
+    """Sort key of job numbers: 2 before 10 (never as strings), <n>_<k> right after <n>, other names last."""
+    head, _, tail = str(job).partition("_")
+    if head.isdigit() and (not tail or tail.isdigit()):
+        return (0, int(head), int(tail or 0), "")
+    return (1, 0, 0, str(job))
 
 
 def last_checkpoint(job_dir: Path) -> Path | None:

@@ -24,6 +24,7 @@ from mnistctl.sweep.compose import compose_job, compose_master
 from mnistctl.sweep.keys import KEYS_NAME, load_keys
 from mnistctl.sweep.overrides import one_line, parse, spell_out_params
 from mnistctl.sweep.requeue import launcher_defaults
+from mnistctl.sweep.settings import check_launcher, check_sweeper
 
 
 @dataclass
@@ -83,6 +84,8 @@ def make_plan(overrides: list[str], tree: Path) -> Plan:
     hydra = master.hydra
     sweeper, launcher = hydra.runtime.choices["hydra/sweeper"], hydra.runtime.choices["hydra/launcher"]
     _one_task_per_job(hydra, launcher)
+    check_sweeper(master, sweeper)  # settings.py: what Optuna and joblib would refuse only once they run
+    check_launcher(hydra, launcher, cores())
     sweep_dir = _chosen_sweep_dir(hydra, tree)
     # The sweeper's params first, then the command line's task overrides: what every Hydra sweeper sweeps.
     params = [f"{k}={v}" for k, v in (hydra.sweeper.get("params") or {}).items()]
@@ -206,12 +209,7 @@ def _one_task_per_job(hydra, launcher: str) -> None:
 def _parallel(hydra, launcher: str, batch: int) -> int:
     if launcher == "joblib":
         n = int(hydra.launcher.n_jobs)
-        n = cores() + 1 + n if n < 0 else n  # joblib: -1 is every core
-        if n < 1:  # joblib refuses it only when the sweep starts
-            raise UsageError(
-                f"bad override: hydra.launcher.n_jobs={hydra.launcher.n_jobs} runs no job at a time on {cores()} "
-                "cores; give 1 or more (or -1 for every core)"
-            )
+        n = cores() + 1 + n if n < 0 else n  # joblib: -1 is every core (settings.py refused fewer than 1)
     elif launcher == "submitit_local":
         n = batch  # the local executor starts every job of a batch at once
     else:

@@ -22,7 +22,7 @@ from mnistctl import layout
 from mnistctl.process_alive import process_alive
 from mnistctl.sweep import scheduler
 from mnistctl.sweep.detach import submitted_jobs
-from mnistctl.sweep.job_folder import read_record
+from mnistctl.sweep.job_folder import job_order, sweep_job_record
 from mnistctl.sweep.metrics import run_metrics
 
 FINAL = ("completed", "failed", "pruned")
@@ -34,7 +34,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], str | None]:
     for key, entry in submitted_jobs(sweep_dir).items():
         jobs[key] = {"job": entry["job"], "overrides": entry["overrides"], "slurm_job_id": entry["slurm_job_id"]}
     for job_dir in layout.job_dirs(sweep_dir):
-        record = read_record(job_dir)
+        record = sweep_job_record(job_dir)
         if record is None:
             jobs[f"?{job_dir.name}"] = {"job": job_dir.name, "overrides": [], "state": "unreadable"}
             continue
@@ -53,12 +53,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], str | None]:
             row["slurm_state"] = states.get(row.get("slurm_job_id"))
             row["state"], row["note"] = _state(row, asked=unreachable is None)
         rows.append(_progress(row, sweep_dir))
-    return sorted(rows, key=_order), unreachable
-
-
-def _order(row: dict) -> tuple:
-    number = str(row["job"])
-    return (not number.isdigit(), int(number) if number.isdigit() else 0, number)
+    return sorted(rows, key=lambda row: job_order(row["job"])), unreachable
 
 
 def _state(row: dict, asked: bool) -> tuple[str, str]:

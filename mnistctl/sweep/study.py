@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from mnistctl.errors import UsageError
 from mnistctl.layout import STUDY_DB
 from mnistctl.sweep.job_folder import job_key
+from mnistctl.sweep.settings import storage_refusal
 
 log = logging.getLogger(__name__)
 KEY_ATTR = "mnistctl_job_key"  # the job's key (job_folder.job_key) on its trial
@@ -59,10 +60,7 @@ def check_storage(url: str, study_name: str, sweep_dir: Path | None, resume: boo
         raise UsageError(f"hydra.sweeper.storage={url} holds no study {study_name!r} to resume") from None
     except Exception as err:  # noqa: BLE001 - sqlalchemy, alembic and optuna raise many kinds
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(
-            f"hydra.sweeper.storage={url} cannot be opened ({reason[:200]}); give a storage URL such as "
-            "sqlite:////abs/path/optuna.db, or leave it unset for <sweep>/optuna.db"
-        ) from None
+        raise UsageError(storage_refusal(url, reason)) from None
 
 
 def finished(trial) -> bool:

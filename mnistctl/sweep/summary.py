@@ -1,4 +1,4 @@
-"""A sweep's comparison: summary.csv, summary.json and a table sorted by validation accuracy.
+"""A sweep's comparison: summary.csv, summary.json and a table of the completed jobs by validation accuracy.
 
     mnistctl sweep --summary sweeps/<time>      # print the table of an existing sweep folder
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, job_dirs
-from mnistctl.sweep.job_folder import job_number, read_record
+from mnistctl.sweep.job_folder import job_number, job_order, sweep_job_record
 from mnistctl.sweep.metrics import run_metrics
 
 COLUMNS = [
@@ -42,15 +42,24 @@ UNREADABLE = "unreadable"  # the status of a job whose job.json cannot be read
 
 
 def collect(sweep_dir: Path) -> list[dict]:
-    """Every job of the sweep folder, best val/acc first (failed and unfinished jobs last). A job whose
-    job.json cannot be read (truncated, corrupted) is a row of its own with status `unreadable`."""
+    """Every job of the sweep folder: completed jobs first, best val/acc first, then every other job (failed,
+    interrupted, pruned, running) by job number. A job whose job.json cannot be read (truncated, corrupted)
+    is a row of its own with status `unreadable`."""
     records = [_current(job_dir, sweep_dir) for job_dir in job_dirs(sweep_dir)]
-    return sorted(records, key=lambda r: (r.get("val_acc") is None, -(r.get("val_acc") or 0), str(r["job"])))
+    return sorted(records, key=_rank)
+
+
+def _rank(row: dict) -> tuple:
+    """A job that did not complete has the metrics of the epochs it ran: never ranked above a completed one."""
+    if row["status"] == "completed":
+        val_acc = row.get("val_acc")
+        return (0, val_acc is None, -(val_acc or 0), job_order(row["job"]))
+    return (1, False, 0, job_order(row["job"]))
 
 
 def _current(job_dir: Path, sweep_dir: Path) -> dict:
     """A job's record; for one still running or interrupted, with what its run.json holds so far."""
-    record = read_record(job_dir)
+    record = sweep_job_record(job_dir)
     if record is None:
         return _unreadable(job_dir)
     if record.get("status") in ("running", "interrupted") and record.get("val_acc") is None:
@@ -120,7 +129,9 @@ def render(sweep_dir: Path, rows: list[dict], stats: list[dict]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     common = _common(rows)
-    table = Table(title=f"sweep {sweep_dir} ({len(rows)} job{'s' * (len(rows) != 1)}, sorted by best val/acc)")
+    table = Table(
+        title=f"sweep {sweep_dir} ({len(rows)} job{'s' * (len(rows) != 1)}, completed ones first, by best val/acc)"
+    )
     numbers = ("job", "val/acc", "test/acc", "epochs", "attempts", "wall s")
     for name in ("job", "overrides", "status", *numbers[1:], "best checkpoint", "error"):
         table.add_column(name, justify="right" if name in numbers else "left")
