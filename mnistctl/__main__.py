@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 from mnistctl import __version__, startup_gc
@@ -79,6 +80,11 @@ def main(args: list[str] | None = None) -> int:
         if type(exit_).__name__ == "SIGTERMException":  # Lightning stopped fit cleanly on SIGTERM
             return 128 + 15
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except KeyboardInterrupt:  # Ctrl-C before Lightning's own handler runs (imports, parsing, building)
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            raise
+        sys.stderr.write("mnistctl: interrupted\n")
+        return 128 + signal.SIGINT
     except Exception as err:  # an unexpected failure: one line, the traceback only with --debug
         if os.environ.get("JSONARGPARSE_DEBUG"):
             raise
