@@ -39,6 +39,7 @@ from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.determinism import apply_determinism
 from mnistctl.cli.device_report import DeviceReport
+from mnistctl.cli.env_vars import check_env_vars
 from mnistctl.cli.epoch_record import EpochRecord
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.idle_hooks import IdleProfiler, skip_idle_hooks
@@ -214,6 +215,8 @@ class MnistCLI(LightningCLI):
         for path in _config_files(self.argv):  # self.argv: the same args, set in __init__
             _check_yaml(path)
         check_argv_numbers(self.argv)
+        if self.only_subcommand:  # an environment variable that names no option is not ignored silently
+            check_env_vars(self._parser(self.only_subcommand), self.only_subcommand)
         super().parse_arguments(parser, _default_plateau_monitor(self.argv))
         subcommand = self.config.get("subcommand")
         if subcommand is None:
