@@ -13,7 +13,7 @@ import signal
 import sys
 
 from mnistctl import __version__, startup_gc
-from mnistctl.console import configure_logging, quiet_args
+from mnistctl.console import configure_logging, quiet_args, set_quiet
 from mnistctl.errors import SKIPPED_FILES_EXIT_CODE, UsageError
 
 HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep,runs,export,configs,completion}} ...
@@ -55,6 +55,7 @@ def main(args: list[str] | None = None) -> int:
         argv.remove("--debug")
         os.environ["JSONARGPARSE_DEBUG"] = "true"  # jsonargparse accepts only true/false
     quiet = "--quiet" in argv
+    set_quiet(quiet)  # export and configs --copy check it too
     if quiet:  # warnings and errors only: no progress bar, no result tables, no summary
         argv = quiet_args([a for a in argv if a != "--quiet"])
     if not argv or argv[0] in ("-h", "--help"):

@@ -113,3 +113,12 @@ def test_copy_writes_every_config_or_none(force, tmp_path, capsys):
     line = one_error_line(done.stderr)
     assert "cannot write into mine/sweep/optimizer (permission denied)" in line and line.endswith("nothing was copied")
     assert fingerprint(tmp_path) == before  # no config, no hidden temporary file, no folder made for the copy
+
+
+def test_quiet_copy_prints_nothing(tmp_path, capsys):
+    """The bug: --quiet (warnings and errors only, README) did not silence the 'copied 16 configs' line."""
+    assert run_main("configs", "--copy", "mine", "--quiet") == 0
+    assert capsys.readouterr() == ("", "")
+    assert sorted(str(p.relative_to(tmp_path / "mine")) for p in (tmp_path / "mine").rglob("*.yaml")) == REPO_CONFIGS
+    assert run_main("configs", "--path", "--quiet") == 0  # what was asked for is still printed
+    assert capsys.readouterr().out == f"{packaged_configs_dir()}\n"

@@ -123,6 +123,16 @@ def test_export_says_what_is_wrong_with_an_output_in_a_file_or_on_a_symlink(tiny
     assert (tmp_path / "theirs.pt").read_text() == "someone else's\n"
 
 
+def test_quiet_export_prints_nothing(tiny_run, tmp_path, capsys):
+    """The bug: --quiet (warnings and errors only, README) did not silence export's 'wrote ...' line."""
+    assert (
+        run_main("export", "--ckpt_path", str(tiny_run / "checkpoints" / "last.ckpt"), "--output", "m.pt", "--quiet")
+        == 0
+    )
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "m.pt").stat().st_size > 100_000
+
+
 # -- items 11 and 12: faults leave nothing half-written ------------------------------------------
 
 

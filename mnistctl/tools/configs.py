@@ -19,7 +19,7 @@ from pathlib import Path
 from mnistctl.argparser import OneLineParser
 from mnistctl.atomic import write_all
 from mnistctl.config_files import packaged_configs_dir
-from mnistctl.console import shown
+from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
 
 
@@ -115,7 +115,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(f"{root}\n")
     elif args.copy:
         copied = copy_configs(Path(args.copy), args.force)
-        sys.stdout.write(f"copied {len(copied)} configs from {root} to {args.copy}\n")
+        if not is_quiet():  # what was asked for is printed anyway (the list, a path, a config); this is news
+            sys.stdout.write(f"copied {len(copied)} configs from {root} to {args.copy}\n")
     elif args.name:
         path = root / args.name
         if path.suffix != ".yaml" or not path.is_file():

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
 from mnistctl.atomic import atomic_write
-from mnistctl.console import shown
+from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
 from mnistctl.layout import RUNS_ROOT
 
@@ -155,7 +155,8 @@ def _export(args: argparse.Namespace) -> int:
     _check_output(output, ckpt_path, args.overwrite, default.name)
     module = serving_module(load_checkpoint(ckpt_path), ckpt_path)
     export(module, args.format, output, overwrite=args.overwrite)
-    sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
+    if not is_quiet():
+        sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
     return 0
 
 
