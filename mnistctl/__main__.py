@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 from mnistctl import __version__, startup_gc
-from mnistctl.console import configure_logging, quiet_args
+from mnistctl.console import configure_logging, quiet_args, set_quiet
 from mnistctl.errors import SKIPPED_FILES_EXIT_CODE, UsageError
 
 HELP = f"""usage: mnistctl [-h] [--version] {{fit,validate,test,predict,sweep,runs,export,configs,completion}} ...
@@ -54,6 +55,7 @@ def main(args: list[str] | None = None) -> int:
         argv.remove("--debug")
         os.environ["JSONARGPARSE_DEBUG"] = "true"  # jsonargparse accepts only true/false
     quiet = "--quiet" in argv
+    set_quiet(quiet)  # export and configs --copy check it too
     if quiet:  # warnings and errors only: no progress bar, no result tables, no summary
         argv = quiet_args([a for a in argv if a != "--quiet"])
     if not argv or argv[0] in ("-h", "--help"):
@@ -79,6 +81,11 @@ def main(args: list[str] | None = None) -> int:
         if type(exit_).__name__ == "SIGTERMException":  # Lightning stopped fit cleanly on SIGTERM
             return 128 + 15
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except KeyboardInterrupt:  # Ctrl-C before Lightning's own handler runs (imports, parsing, building)
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            raise
+        sys.stderr.write("mnistctl: interrupted\n")
+        return 128 + signal.SIGINT
     except Exception as err:  # an unexpected failure: one line, the traceback only with --debug
         if os.environ.get("JSONARGPARSE_DEBUG"):
             raise

@@ -10,6 +10,7 @@ systems, some file systems) a hidden `.name.XXXX.tmp` is used instead and remove
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,15 @@ def _unnamed_file(folder: Path) -> int | None:
         return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
     except OSError:  # the file system does not support it (EOPNOTSUPP, EISDIR on old kernels, ...)
         return None
+
+
+def _new_file(path: Path) -> tuple[int, Path | None]:
+    """A file to write `path`'s content into: unnamed (tmp None), or where there are none a hidden `tmp`."""
+    fd = _unnamed_file(path.parent)
+    if fd is not None:
+        return fd, None
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return fd, Path(name)
 
 
 def _link(fd: int, path: Path) -> None:
@@ -94,12 +104,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, replace: bool = Tr
     replace=False never writes over an existing file: it raises FileExistsError instead.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _unnamed_file(path.parent)
-    tmp = None
-    if fd is None:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(name)
+    make_folders(path.parent)
+    fd, tmp = _new_file(path)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
@@ -114,3 +120,85 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, replace: bool = Tr
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def make_folders(folder: Path, made: list[Path] | None = None) -> None:
+    """`mkdir -p folder`, appending each folder it makes to `made` (parents first).
+
+    A file (or a link to no folder) in the way is NotADirectoryError, naming it: Path.mkdir(exist_ok=True)
+    says FileExistsError there, which atomic_write(replace=False)'s callers read as "the target is taken".
+    """
+    missing = []
+    for parent in [folder, *folder.parents]:
+        if os.path.isdir(parent):
+            break
+        missing.append(parent)
+    for parent in reversed(missing):
+        try:
+            parent.mkdir()
+        except FileExistsError:
+            if parent.is_dir():  # another process made it meanwhile
+                continue
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent)) from None
+        if made is not None:
+            made.append(parent)
+
+
+def write_all(files: dict[Path, bytes], *, replace: bool = True) -> None:
+    """Write several files so that all of them appear or none does (on an error; a kill -9 between two
+    names can still leave some): each is written complete and fsynced before the first one gets its name.
+
+    The folders they need are made, and removed again if the writing fails. replace=False never writes
+    over an existing name: FileExistsError instead, and the files named before it are removed again.
+    """
+    made: list[Path] = []
+    staged: list[tuple[Path, int | None, Path | None]] = []  # (target, unnamed file's fd | hidden temporary file)
+    named: list[Path] = []  # names this call gave that did not exist before
+    try:
+        for path, data in files.items():
+            make_folders(path.parent, made)
+            staged.append((path, *_staged(path, data)))
+        for path, fd, tmp in staged:
+            new = not os.path.lexists(path)
+            if tmp is None:
+                _name(fd, path, replace)
+            else:
+                _publish(tmp, path, replace)
+            if new:
+                named.append(path)
+    except BaseException:
+        for path in named:
+            path.unlink(missing_ok=True)
+        for _, _, tmp in staged:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:  # something else was put in it meanwhile: it stays
+                pass
+        raise
+    finally:
+        for _, fd, _ in staged:
+            if fd is not None:
+                os.close(fd)
+
+
+def _staged(path: Path, data: bytes) -> tuple[int | None, Path | None]:
+    """`data` written and fsynced for `path`: an unnamed file's fd, or (where there are none) a hidden file."""
+    fd, tmp = _new_file(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.fchmod(fd, _file_mode())
+    except BaseException:
+        os.close(fd)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
+    if tmp is not None:
+        os.close(fd)
+        return None, tmp
+    return fd, None

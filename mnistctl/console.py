@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-_quiet = False  # set by configure_logging: only an explicit --quiet silences result tables
+_quiet = False  # set by main (set_quiet): only an explicit --quiet silences result tables and "wrote" lines
 LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
 # Lightning's info lines that mnistctl replaces with its own one device line (cli/device_report.py), or that
 # advertise: the litlogger tip, "GPU available: ...", "TPU available: ...", the Tensor Cores advice (mnistctl
@@ -61,8 +61,7 @@ def configure_logging(quiet: bool = False) -> None:
 
     Call it after importing Lightning: `import pytorch_lightning` resets its logger to INFO.
     """
-    global _quiet
-    _quiet = quiet
+    set_quiet(quiet)
     logger = logging.getLogger("mnistctl")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
@@ -92,6 +91,12 @@ def single_device(value: bool) -> None:
     """Whether this run uses one device: Lightning's per-rank `LOCAL_RANK: ...` lines are then dropped."""
     global _single_device
     _single_device = value
+
+
+def set_quiet(quiet: bool) -> None:
+    """Whether this command runs with --quiet (set for every subcommand, before it is routed)."""
+    global _quiet
+    _quiet = quiet
 
 
 def is_quiet() -> bool:

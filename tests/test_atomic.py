@@ -29,3 +29,14 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("boom")
     assert target.read_text() == "complete\n"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
+
+
+def test_a_file_in_the_way_of_the_folder_is_not_a_taken_name(tmp_path):
+    """The bug: a file where the target's folder goes made atomic_write raise FileExistsError (from
+    mkdir(exist_ok=True)), which callers of replace=False read as "the target appeared meanwhile"."""
+    (tmp_path / "afile").write_text("mine\n")
+    for target in (tmp_path / "afile" / "x.pt", tmp_path / "afile" / "sub" / "x.pt"):
+        with pytest.raises(NotADirectoryError) as caught, atomic_write(target, replace=False) as f:
+            f.write("never\n")
+        assert caught.value.filename == str(tmp_path / "afile")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"] and (tmp_path / "afile").read_text() == "mine\n"

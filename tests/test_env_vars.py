@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import TINY_RUN_MIN_ACC, last_metric, run_main
+from conftest import TINY, TINY_RUN_MIN_ACC, last_metric, run_main
 
 
 def test_env_vars_reach_the_config(monkeypatch, capsys):
@@ -52,3 +52,37 @@ def test_env_vars_drive_a_real_evaluation(tiny_run, tmp_path, monkeypatch):
     assert config["trainer"]["limit_val_batches"] == 1
     assert Path(config["ckpt_path"]).resolve() == (run / "checkpoints" / "last.ckpt").resolve()
     assert last_metric(run / "validate" / "metrics.csv", "val/acc") >= TINY_RUN_MIN_ACC
+
+
+def test_an_env_var_that_names_no_option_is_refused(monkeypatch, capsys, tmp_path):
+    """The bug: jsonargparse reads only its options' variables and skips any other name, so
+    MNISTCTL_FIT__OPTIMIZER__LR=-1 (an init arg of the class-typed --optimizer, which has one variable for
+    the whole value) trained with lr 0.003 and exit 0, as did a misspelt MNISTCTL_FIT__TRAINER__MAX_EPOCH."""
+    monkeypatch.setenv("MNISTCTL_FIT__OPTIMIZER__LR", "-1")
+    assert run_main("fit", *TINY) == 2
+    assert capsys.readouterr().err == (
+        "mnistctl: error: environment variable MNISTCTL_FIT__OPTIMIZER__LR names no option: --optimizer is set "
+        "from the environment only as a whole, class and arguments, e.g. MNISTCTL_FIT__OPTIMIZER="
+        '\'{"class_path": "torch.optim.Adam", "init_args": {"lr": -1}}\'; or pass --optimizer.lr on the command line\n'
+    )
+    assert list(tmp_path.iterdir()) == []  # no run folder: nothing trained
+    monkeypatch.delenv("MNISTCTL_FIT__OPTIMIZER__LR")
+    cases = {
+        "MNISTCTL_FIT__OPTIMIZER__INIT_ARGS__LR": "--optimizer is set from the environment only as a whole",
+        "MNISTCTL_FIT__LR_SCHEDULER__PCT_START": "--lr_scheduler is set from the environment only as a whole",
+        "MNISTCTL_FIT__TRAINER__MAX_EPOCH": "did you mean MNISTCTL_FIT__TRAINER__MAX_EPOCHS?",
+    }
+    for name, message in cases.items():
+        with monkeypatch.context() as patch:
+            patch.setenv(name, "0.5")
+            assert run_main("fit", "--print_config") == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"mnistctl: error: environment variable {name} names no option") and message in err
+            assert len(err.splitlines()) == 1
+    # The form the message advises is read, and its value checked like the flag's.
+    monkeypatch.setenv(
+        "MNISTCTL_FIT__OPTIMIZER", json.dumps({"class_path": "torch.optim.Adam", "init_args": {"lr": -1}})
+    )
+    assert run_main("fit", *TINY) == 2
+    assert "--optimizer.lr must be a positive finite number" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -95,6 +95,44 @@ def test_export_replaces_an_existing_file_only_with_overwrite(tiny_run, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 
+def test_export_says_what_is_wrong_with_an_output_in_a_file_or_on_a_symlink(tiny_run, tmp_path, capsys):
+    """The bug: --output afile/x.pt (afile a file) and --output dangling.pt (a link to nowhere) were both
+    "--output ... appeared while exporting; add --overwrite to replace it", even with --overwrite: the
+    parent's mkdir said FileExistsError, and .exists() is False for a dangling link, which only the final
+    no-replace link found taken."""
+    ckpt = str(tiny_run / "checkpoints" / "last.ckpt")
+    (tmp_path / "afile").write_text("mine\n")
+    (tmp_path / "theirs.pt").write_text("someone else's\n")
+    (tmp_path / "dangling.pt").symlink_to(tmp_path / "nowhere.pt")
+    (tmp_path / "link.pt").symlink_to(tmp_path / "theirs.pt")
+    before = fingerprint(tmp_path)
+    cases = [
+        (["--output", "afile/x.pt", "--overwrite"], "--output afile/x.pt: afile is a file, not a folder"),
+        (["--output", "afile/sub/x.pt"], "--output afile/sub/x.pt: afile is a file, not a folder"),
+        (["--output", "dangling.pt"], f"--output dangling.pt is a symbolic link (to {tmp_path / 'nowhere.pt'})"),
+        (["--output", "link.pt"], f"--output link.pt is a symbolic link (to {tmp_path / 'theirs.pt'})"),
+    ]
+    for args, message in cases:
+        assert run_main("export", "--ckpt_path", ckpt, *args) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert message in line and "appeared while exporting" not in line
+    assert fingerprint(tmp_path) == before
+    # With --overwrite the link itself becomes the model file; the file it pointed to stays as it was.
+    assert run_main("export", "--ckpt_path", ckpt, "--output", "link.pt", "--overwrite") == 0
+    assert not (tmp_path / "link.pt").is_symlink() and (tmp_path / "link.pt").stat().st_size > 100_000
+    assert (tmp_path / "theirs.pt").read_text() == "someone else's\n"
+
+
+def test_quiet_export_prints_nothing(tiny_run, tmp_path, capsys):
+    """The bug: --quiet (warnings and errors only, README) did not silence export's 'wrote ...' line."""
+    assert (
+        run_main("export", "--ckpt_path", str(tiny_run / "checkpoints" / "last.ckpt"), "--output", "m.pt", "--quiet")
+        == 0
+    )
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "m.pt").stat().st_size > 100_000
+
+
 # -- items 11 and 12: faults leave nothing half-written ------------------------------------------
 
 

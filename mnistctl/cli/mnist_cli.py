@@ -39,6 +39,7 @@ from mnistctl.cli.checkpoints import load_checkpoint, newest_best, resolve_ckpt_
 from mnistctl.cli.config_checks import check_argv_numbers, check_config
 from mnistctl.cli.determinism import apply_determinism
 from mnistctl.cli.device_report import DeviceReport
+from mnistctl.cli.env_vars import check_env_vars
 from mnistctl.cli.epoch_record import EpochRecord
 from mnistctl.cli.hparams import hparams_callbacks
 from mnistctl.cli.idle_hooks import IdleProfiler, skip_idle_hooks
@@ -134,26 +135,32 @@ class MnistCLI(LightningCLI):
             "env_prefix": "MNISTCTL",
             "allow_abbrev": False,
         }
-        super().__init__(
-            MNISTClassifier,
-            MNISTDataModule,
-            parser_class=Parser,
-            # --optimizer and --lr_scheduler are handed to the model, whose configure_optimizers builds them.
-            auto_configure_optimizers=False,
-            save_config_callback=HeldSaveConfig,
-            save_config_kwargs={"overwrite": True},
-            # Always on, not configurable: exact resume and clean interrupts are guarantees, not options.
-            trainer_defaults={"callbacks": [RNGStateCallback(), InterruptCheckpoint()]},
-            seed_everything_default=42,
-            parser_kwargs={
-                "prog": "mnistctl",
-                "default_env": True,
-                "env_prefix": "MNISTCTL",
-                "allow_abbrev": False,
-                **{s: sub_kwargs for s in self.subcommands()},
-            },
-            args=args,
-        )
+        try:  # LightningCLI's constructor parses, builds the classes and runs the subcommand
+            super().__init__(
+                MNISTClassifier,
+                MNISTDataModule,
+                parser_class=Parser,
+                # --optimizer and --lr_scheduler are handed to the model, whose configure_optimizers builds them.
+                auto_configure_optimizers=False,
+                save_config_callback=HeldSaveConfig,
+                save_config_kwargs={"overwrite": True},
+                # Always on, not configurable: exact resume and clean interrupts are guarantees, not options.
+                trainer_defaults={"callbacks": [RNGStateCallback(), InterruptCheckpoint()]},
+                seed_everything_default=42,
+                parser_kwargs={
+                    "prog": "mnistctl",
+                    "default_env": True,
+                    "env_prefix": "MNISTCTL",
+                    "allow_abbrev": False,
+                    **{s: sub_kwargs for s in self.subcommands()},
+                },
+                args=args,
+            )
+        except BaseException:
+            # Whatever stops the command before the fit's first checkpoint (a bad value, Ctrl-C while the run
+            # record asks git for the commit, ...): none of the folders it created stay behind.
+            self._discard_empty_run()
+            raise
 
     def subcommands(self) -> dict[str, set[str]]:
         # Only the parser of the subcommand asked for is built: each is a full jsonargparse tree of the
@@ -208,6 +215,8 @@ class MnistCLI(LightningCLI):
         for path in _config_files(self.argv):  # self.argv: the same args, set in __init__
             _check_yaml(path)
         check_argv_numbers(self.argv)
+        if self.only_subcommand:  # an environment variable that names no option is not ignored silently
+            check_env_vars(self._parser(self.only_subcommand), self.only_subcommand)
         super().parse_arguments(parser, _default_plateau_monitor(self.argv))
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -339,14 +348,10 @@ class MnistCLI(LightningCLI):
         return trainer
 
     def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-            ckpt_path = self.config[self.subcommand].get("ckpt_path")
-            if ckpt_path:  # weights that do not fit the model: one line now, not Lightning's RuntimeError later
-                check_state_dict(load_checkpoint(ckpt_path), Path(ckpt_path), self.model.state_dict())
-        except BaseException:
-            self._discard_empty_run()
-            raise
+        super().instantiate_classes()
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path:  # weights that do not fit the model: one line now, not Lightning's RuntimeError later
+            check_state_dict(load_checkpoint(ckpt_path), Path(ckpt_path), self.model.state_dict())
         optimizer, lr_scheduler = self._get(self.config_init, "optimizer"), self._get(self.config_init, "lr_scheduler")
         self.model.optimizer = optimizer.as_dict() if optimizer else dict(RECIPE_OPTIMIZER)
         self.model.lr_scheduler = lr_scheduler.as_dict() if lr_scheduler else None

@@ -11,12 +11,15 @@ installed mnistctl has them wherever it runs.
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
+import stat
 import sys
 from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
+from mnistctl.atomic import write_all
 from mnistctl.config_files import packaged_configs_dir
+from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
 
 
@@ -36,20 +39,73 @@ def packaged_files() -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*.yaml"))
 
 
+class CopyError(UsageError):
+    """The configs could not be written (disk full, an I/O error): nothing was copied."""
+
+    exit_code = 1
+
+
 def copy_configs(dest: Path, force: bool = False) -> list[Path]:
-    """Copy the packaged configs into dest, keeping their sub-folders; refuse to overwrite unless force."""
+    """Copy the packaged configs into dest, keeping their sub-folders: all of them or, on any problem, none.
+
+    Everything is checked before anything is written. Only regular files are overwritten, and only with
+    force; a link, folder or other non-file where a config or its sub-folder goes is refused even with
+    force, so nothing is ever written through a symlink to outside dest. (dest itself is the folder the
+    user named: a link to a folder there is followed, as `cp` would.)
+    """
     root = packaged_configs_dir()
     files = packaged_files()
-    clashes = [dest / f for f in files if (dest / f).exists()]
+    _check_destination(dest, files, force)
+    try:
+        write_all({dest / f: (root / f).read_bytes() for f in files}, replace=force)
+    except FileExistsError as err:
+        raise UsageError(f"--copy {dest}: {err.filename} appeared while copying; nothing was copied") from None
+    except PermissionError as err:
+        folder = shown(Path(err.filename or dest).parent)
+        raise UsageError(f"--copy {dest}: cannot write into {folder} (permission denied); nothing was copied") from None
+    except OSError as err:
+        raise CopyError(
+            f"--copy {dest}: could not write {err.filename or dest} ({err.strerror or err}); nothing was copied"
+        ) from None
+    return [dest / f for f in files]
+
+
+def _check_destination(dest: Path, files: list[Path], force: bool) -> None:
+    """UsageError, before anything is written, for a dest that cannot take every file in `files`."""
+    existing = next(p for p in [dest, *dest.absolute().parents] if os.path.lexists(p))
+    if not existing.is_dir():
+        what = "a symbolic link to no folder" if existing.is_symlink() else _kind(os.lstat(existing).st_mode)
+        where = f"is {what}" if existing == dest else f"is inside {existing}, which is {what}"
+        raise UsageError(f"--copy {dest} {where}, not a folder; give a new folder or an existing one")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--copy {dest}: {existing} is not writable; choose another folder")
+    clashes = []
+    for name in files:
+        for part in [*reversed(name.parents[:-1]), name]:  # sweep, sweep/criterion, sweep/criterion/ce.yaml
+            path = dest / part
+            mode = os.lstat(path).st_mode if os.path.lexists(path) else None
+            if mode is None:
+                break
+            if part != name and stat.S_ISDIR(mode):
+                continue
+            if part == name and stat.S_ISREG(mode):
+                clashes.append(path)
+                break
+            goes = "a folder of configs" if part != name else "a config"
+            raise UsageError(
+                f"--copy {dest}: {path} is {_kind(mode)} where {goes} goes; mnistctl never writes through or "
+                "over it (not even with --force): move it away or choose another folder"
+            )
     if clashes and not force:
         raise UsageError(
             f"--copy {dest}: {len(clashes)} file(s) already there, e.g. {clashes[0]}; "
             "add --force to overwrite them or choose another folder"
         )
-    for name in files:
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(root / name, dest / name)
-    return [dest / f for f in files]
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_IFLNK: "a symbolic link", stat.S_IFDIR: "a folder", stat.S_IFREG: "a file"}
+    return kinds.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +115,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(f"{root}\n")
     elif args.copy:
         copied = copy_configs(Path(args.copy), args.force)
-        sys.stdout.write(f"copied {len(copied)} configs from {root} to {args.copy}\n")
+        if not is_quiet():  # what was asked for is printed anyway (the list, a path, a config); this is news
+            sys.stdout.write(f"copied {len(copied)} configs from {root} to {args.copy}\n")
     elif args.name:
         path = root / args.name
         if path.suffix != ".yaml" or not path.is_file():

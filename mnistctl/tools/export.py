@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
 from mnistctl.atomic import atomic_write
+from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
 from mnistctl.layout import RUNS_ROOT
 
@@ -151,16 +152,36 @@ def _export(args: argparse.Namespace) -> int:
     ckpt_path = resolve_ckpt_path(args.ckpt_path, args.runs_dir)
     default = run_dir_of(ckpt_path) / f"model{SUFFIXES[args.format]}"
     output = Path(args.output) if args.output else default
-    if output.is_dir():
-        raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / default.name}")
-    if output.exists() and os.path.samefile(output, ckpt_path):
-        raise UsageError(f"--output {output} is the checkpoint being exported; give another file name")
-    if output.exists() and not args.overwrite:
-        raise UsageError(f"{output} already exists; add --overwrite to replace it, or give another --output")
+    _check_output(output, ckpt_path, args.overwrite, default.name)
     module = serving_module(load_checkpoint(ckpt_path), ckpt_path)
     export(module, args.format, output, overwrite=args.overwrite)
-    sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
+    if not is_quiet():
+        sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
     return 0
+
+
+def _check_output(output: Path, ckpt_path: Path, overwrite: bool, default_name: str) -> None:
+    """UsageError, before the checkpoint is even loaded, for an --output export may not write.
+
+    A symbolic link at --output is replaced itself (with --overwrite), never written through: the model
+    file appears by a rename, which is atomic only in the folder the user named, and the link may point
+    anywhere (a file of someone else's, outside the run folder, nowhere).
+    """
+    existing = next(p for p in output.absolute().parents if os.path.lexists(p))
+    if not existing.is_dir():
+        what = "a symbolic link to no folder" if existing.is_symlink() else "a file"
+        raise UsageError(f"--output {output}: {shown(existing)} is {what}, not a folder; give an --output in a folder")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / default_name}")
+    if output.exists() and os.path.samefile(output, ckpt_path):
+        raise UsageError(f"--output {output} is the checkpoint being exported; give another file name")
+    if output.is_symlink() and not overwrite:
+        raise UsageError(
+            f"--output {output} is a symbolic link (to {os.readlink(output)}); export never writes through one: "
+            "add --overwrite to replace the link itself (what it points to stays as it is), or give another --output"
+        )
+    if os.path.lexists(output) and not overwrite:
+        raise UsageError(f"{output} already exists; add --overwrite to replace it, or give another --output")
 
 
 if __name__ == "__main__":
