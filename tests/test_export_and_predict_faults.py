@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import shutil
+import os
 import signal
 import subprocess
 import sys
@@ -178,3 +179,20 @@ def test_sigterm_stops_predict_with_143_and_no_csv(tiny_run, tmp_path, start):
     assert not (tmp_path / "p.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "predict"]
     assert '"status": "interrupted"' in (tmp_path / "predict" / "run.json").read_text()
+
+
+def test_sigterm_during_an_import_still_exits_143(monkeypatch, tmp_path):
+    """The bug behind a flaky test_sigterm_stops_export_with_143 (1 run in 8): a SIGTERM that lands while numpy's
+    C extension imports has its SystemExit turned into numpy's ImportError, and export exited 1 with that line."""
+    from mnistctl.tools import export
+
+    def import_interrupted(args) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # export's handler raises SystemExit(143) here
+        except SystemExit as err:
+            raise ImportError("numpy C-extensions failed") from err  # what numpy's __init__ makes of it
+        return 0
+
+    monkeypatch.setattr(export, "_export", import_interrupted)
+    assert export.main(["--ckpt_path", "x.ckpt"]) == 143
+    assert signal.getsignal(signal.SIGTERM) is not export._stop_on_sigterm  # the handler is put back
