@@ -6,9 +6,9 @@ kill -9 or a full disk leave no partial file, and SIGTERM exits 143 (like test).
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
-import os
 import signal
 import subprocess
 import sys
