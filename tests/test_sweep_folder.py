@@ -95,3 +95,33 @@ def test_resume_needs_a_mnistctl_sweep_and_a_new_sweep_refuses_one(tmp_path, cap
     assert "already holds a sweep; finish it with 'mnistctl sweep --resume" in error_line(capsys)
     assert run_main("sweep", "--dry-run", "--resume", "old") == 0
     assert f"sweep folder {sweep} (nothing created)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("writer", ["sweep", "job"])
+def test_resume_of_a_sweep_still_running_here_is_refused_and_changes_nothing(tmp_path, capsys, writer):
+    """The bug: --resume of a sweep whose process (or a job's) was still alive ran every unfinished job a second
+    time, at once, in the same run folders. Now it is one line, exit 2, and the folder stays as it was."""
+    import json
+    import socket
+    import subprocess
+    import time
+
+    sweep = tmp_path / "s"
+    (sweep / "0").mkdir(parents=True)
+    alive = subprocess.Popen(["sleep", "60"])  # stands in for the sweep's process, or a job's
+    try:
+        here = {"host": socket.gethostname(), "pid": alive.pid, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {"overrides": ["data.data_dir=nowhere", *SWEEP_TINY]}  # were it resumed: fails at once
+        (sweep / "sweep.json").write_text(json.dumps({**record, "process": here} if writer == "sweep" else record))
+        job = {"key": "x", "status": "running", **(here if writer == "job" else {**here, "pid": 1 << 22})}
+        (sweep / "0" / "job.json").write_text(json.dumps(job))
+        before = fingerprint(tmp_path)
+        assert run_main("sweep", "--resume", "s") == 2
+        line = error_line(capsys)
+        what = "its sweep process" if writer == "sweep" else "the process of its job 0"
+        assert f"sweep {sweep} is still running ({what}, pid {alive.pid}, is alive)" in line
+        assert f"'kill {alive.pid}'" in line and "wait for it to end" in line
+        assert fingerprint(tmp_path) == before
+    finally:
+        alive.kill()
+        alive.wait()

@@ -24,7 +24,7 @@ from pathlib import Path
 from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
 from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
-from mnistctl.sweep import detach, folder
+from mnistctl.sweep import detach, folder, in_use
 from mnistctl.sweep.job import FINISHED, SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
 
@@ -123,10 +123,12 @@ def main(argv: list[str]) -> int:
 
     overrides = list(args.overrides)
     resume_dir = _existing_sweep(args.resume) if args.resume else None
+    runs_jobs = not (args.info or args.cfg or args.dry_run)
     if resume_dir is not None:
         overrides = [*_resumed_overrides(resume_dir, overrides), f"{folder.KEY}={quote(str(resume_dir))}"]
+        if runs_jobs:
+            in_use.refuse_if_running(resume_dir)  # before anything starts; checked again when taking it over
     # The warm-start server imports torch while this process imports Hydra and plans (seconds on 2 cores).
-    runs_jobs = not (args.info or args.cfg or args.dry_run)
     warm = runs_jobs and wanted(likely_launcher(overrides))
     with early_server(warm, search=likely_search(overrides)) as early:
         return _plan_and_run(args, overrides, resume_dir, early)
@@ -171,6 +173,7 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         study_overrides = _study_overrides(plan, resume_dir)
         if resume_dir is not None:
             detach.wait_for_live_jobs(resume_dir, args.detach)  # a job still on the cluster must not run twice
+            in_use.take_over(resume_dir)  # nor one still running on this machine
             claim = folder.Claim(resume_dir, resumed=True)
         else:
             claim = folder.claim(chosen, plan.overrides)
