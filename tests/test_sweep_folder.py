@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SWEEP_TINY, run_main
+from conftest import SWEEP_TINY, run_cli, run_main
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
 
@@ -125,3 +125,34 @@ def test_resume_of_a_sweep_still_running_here_is_refused_and_changes_nothing(tmp
     finally:
         alive.kill()
         alive.wait()
+
+
+@pytest.mark.parametrize("search", [[], ["search=lr_dropout", "hydra.sweeper.n_trials=2"]], ids=["grid", "optuna"])
+def test_a_resume_whose_launcher_refuses_to_start_fails_and_puts_every_file_back(tmp_path, search):
+    """The bug: in a resumed folder that already held jobs, a launcher refusing to start was "the sweep stopped
+    early": exit 0, multirun.yaml rewritten (and a search's study changed). Now it fails like a new sweep
+    that cannot start, and every file of the folder is as it was, times included."""
+    import json
+
+    sweep = tmp_path / "s"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({"overrides": [*search, "criterion=ce", *SWEEP_TINY]}))
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "0" / "job.json").write_text(
+        json.dumps({"key": "x", "job": 0, "overrides": ["criterion=ce"], "status": "completed"})
+    )
+    if search:  # a study the killed search left with a trial running: the sweeper closes and re-asks it
+        import optuna
+
+        study = optuna.create_study(
+            study_name="mnist_lr_dropout", storage=f"sqlite:///{sweep / 'optuna.db'}", direction="maximize"
+        )
+        study.ask({"model.dropout_ratio": optuna.distributions.UniformDistribution(0.0, 0.5)})
+        del study
+    before = fingerprint(tmp_path)
+    # In a process of its own: Hydra's multirun keeps logging to the streams of the test that ran it first.
+    done = run_cli("sweep", "--resume", "s", "hydra/launcher=joblib", "hydra.launcher.prefer=nope", cwd=tmp_path)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("mnistctl: error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "prefer=nope is not a valid backend hint" in errors[0]
+    assert fingerprint(tmp_path) == before

@@ -173,8 +173,7 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         study_overrides = _study_overrides(plan, resume_dir)
         if resume_dir is not None:
             detach.wait_for_live_jobs(resume_dir, args.detach)  # a job still on the cluster must not run twice
-            in_use.take_over(resume_dir)  # nor one still running on this machine
-            claim = folder.Claim(resume_dir, resumed=True)
+            claim = folder.resume(resume_dir)  # nor one still running on this machine (in_use.py)
         else:
             claim = folder.claim(chosen, plan.overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
@@ -203,6 +202,10 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         sys.stderr.write(
             f"mnistctl sweep: {len(failed)} of {len(rows)} jobs did not complete (see {sweep_dir}){resume}\n"
         )
+        return 1
+    if status == "stopped":  # the sweeper or launcher raised after some jobs ran: the others never did
+        resume = f"mnistctl sweep --resume {sweep_dir}"
+        sys.stderr.write(f"mnistctl sweep: it stopped early (see above); finish it with: {resume}\n")
         return 1
     return 0
 
@@ -268,8 +271,7 @@ def _multirun(plan, claim: folder.Claim, study_overrides: list[str], early=None)
     except KeyboardInterrupt:
         return "interrupted"
     except Exception as err:
-        if not job_dirs(claim.path):  # it stopped before its first job: leave nothing behind
-            folder.release(claim)
+        if folder.release(claim):  # it stopped before its first job: the folder is as it was, or gone
             if isinstance(err, HydraException):
                 raise UsageError(f"sweep could not start: {one_line(err)}") from None
             raise
