@@ -30,3 +30,15 @@ def process_alive(host: object, pid: object, started: float) -> bool | None:
         return None  # no /proc here (not Linux), or it cannot be read
     ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command name in parentheses
     return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK") <= started + START_SLACK_S
+
+
+def record_alive(record: dict) -> bool | None:
+    """`process_alive` for a record holding `host`, `pid` and `started` (local time, ISO, to the second), as
+    run.json, job.json and sweep.json's `process` do. None when the record lacks any of them."""
+    import datetime
+
+    try:
+        started = datetime.datetime.fromisoformat(str(record.get("started"))).timestamp()
+    except ValueError:
+        return None
+    return process_alive(record.get("host"), record.get("pid"), started)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SWEEP_TINY, run_main
+from conftest import SWEEP_TINY, run_cli, run_main
 from mnistctl.sweep import plan
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
@@ -120,3 +120,64 @@ def test_resume_needs_a_mnistctl_sweep_and_a_new_sweep_refuses_one(tmp_path, cap
     assert "already holds a sweep; finish it with 'mnistctl sweep --resume" in error_line(capsys)
     assert run_main("sweep", "--dry-run", "--resume", "old") == 0
     assert f"sweep folder {sweep} (nothing created)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("writer", ["sweep", "job"])
+def test_resume_of_a_sweep_still_running_here_is_refused_and_changes_nothing(tmp_path, capsys, writer):
+    """The bug: --resume of a sweep whose process (or a job's) was still alive ran every unfinished job a second
+    time, at once, in the same run folders. Now it is one line, exit 2, and the folder stays as it was."""
+    import json
+    import socket
+    import subprocess
+    import time
+
+    sweep = tmp_path / "s"
+    (sweep / "0").mkdir(parents=True)
+    alive = subprocess.Popen(["sleep", "60"])  # stands in for the sweep's process, or a job's
+    try:
+        here = {"host": socket.gethostname(), "pid": alive.pid, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        record = {"overrides": ["data.data_dir=nowhere", *SWEEP_TINY]}  # were it resumed: fails at once
+        (sweep / "sweep.json").write_text(json.dumps({**record, "process": here} if writer == "sweep" else record))
+        job = {"key": "x", "status": "running", **(here if writer == "job" else {**here, "pid": 1 << 22})}
+        (sweep / "0" / "job.json").write_text(json.dumps(job))
+        before = fingerprint(tmp_path)
+        assert run_main("sweep", "--resume", "s") == 2
+        line = error_line(capsys)
+        what = "its sweep process" if writer == "sweep" else "the process of its job 0"
+        assert f"sweep {sweep} is still running ({what}, pid {alive.pid}, is alive)" in line
+        assert f"'kill {alive.pid}'" in line and "wait for it to end" in line
+        assert fingerprint(tmp_path) == before
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+@pytest.mark.parametrize("search", [[], ["search=lr_dropout", "hydra.sweeper.n_trials=2"]], ids=["grid", "optuna"])
+def test_a_resume_whose_launcher_refuses_to_start_fails_and_puts_every_file_back(tmp_path, search):
+    """The bug: in a resumed folder that already held jobs, a launcher refusing to start was "the sweep stopped
+    early": exit 0, multirun.yaml rewritten (and a search's study changed). Now it fails like a new sweep
+    that cannot start, and every file of the folder is as it was, times included."""
+    import json
+
+    sweep = tmp_path / "s"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({"overrides": [*search, "criterion=ce", *SWEEP_TINY]}))
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "0" / "job.json").write_text(
+        json.dumps({"key": "x", "job": 0, "overrides": ["criterion=ce"], "status": "completed"})
+    )
+    if search:  # a study the killed search left with a trial running: the sweeper closes and re-asks it
+        import optuna
+
+        study = optuna.create_study(
+            study_name="mnist_lr_dropout", storage=f"sqlite:///{sweep / 'optuna.db'}", direction="maximize"
+        )
+        study.ask({"model.dropout_ratio": optuna.distributions.UniformDistribution(0.0, 0.5)})
+        del study
+    before = fingerprint(tmp_path)
+    # In a process of its own: Hydra's multirun keeps logging to the streams of the test that ran it first.
+    done = run_cli("sweep", "--resume", "s", "hydra/launcher=joblib", "hydra.launcher.prefer=nope", cwd=tmp_path)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("mnistctl: error:")]
+    assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "prefer=nope is not a valid backend hint" in errors[0]
+    assert fingerprint(tmp_path) == before

@@ -11,6 +11,7 @@ continues its interrupted trial from its last.ckpt; hopeless learning rates are 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -41,6 +42,34 @@ def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     return err[0]
+
+
+# -- fast: how a trial is told its job's end ----------------------------------------------------------
+
+
+def test_a_trial_whose_fit_was_stopped_is_not_complete_and_is_asked_again_once(tmp_path):
+    """The bug: a job whose fit a signal stopped (kill -9 of the fit) was told COMPLETE with its partial score:
+    the sampler learnt from it and --resume, counting it finished, never continued it."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from mnistctl.sweep.job import JobResult
+    from mnistctl.sweep.study import _tell, finished, reopen_interrupted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", direction="maximize")
+    space = {"model.dropout_ratio": optuna.distributions.UniformDistribution(0.0, 0.5)}
+    stopped, done = study.ask(space), study.ask(space)
+    for trial, status in ((stopped, "interrupted"), (done, "completed")):
+        result = JobResult({"status": status, "val_acc": 0.459})
+        assert _tell(study, trial, JobReturn(status=JobStatus.COMPLETED, _return_value=result)) is None
+    first, second = study.get_trials()
+    assert (first.state, first.value, finished(first)) == (TrialState.FAIL, None, False)
+    assert (second.state, second.value, finished(second)) == (TrialState.COMPLETE, 0.459, True)
+    # The next --resume asks it again with the same params (its job continues from last.ckpt); later ones don't.
+    assert reopen_interrupted(study) == 1
+    again = study.ask(space)
+    assert again.params == first.params
+    study.tell(again, 0.9)
+    assert reopen_interrupted(study) == 0
 
 
 # -- fast: bad input ---------------------------------------------------------------------------------
@@ -196,3 +225,40 @@ def test_joblib_runs_two_trials_at_once_into_one_consistent_study(tmp_path):
     # Two at a time: each batch's jobs overlapped in time.
     spans = sorted((t.datetime_start, t.datetime_complete) for t in study.trials)
     assert spans[1][0] < spans[0][1] and spans[3][0] < spans[2][1]
+
+
+@pytest.mark.slow
+def test_a_trial_whose_fit_is_killed_is_continued_by_resume_not_told_complete(tmp_path):
+    """The bug: kill -9 of a trial's fit while the sweep went on told the study COMPLETE with the partial
+    val/acc; every --resume then said '2 trials finished, 0 to go', trained nothing and exited 1."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [*SEARCH, "hydra.sweeper.n_trials=2", "pruner=none", "trainer.max_epochs=3"]
+    args += ["trainer.limit_train_batches=20", "hydra.sweep.dir=s"]
+    sweep = subprocess.Popen([sys.executable, "-m", "mnistctl", "sweep", *args], stdout=subprocess.DEVNULL)
+    sweep_dir = tmp_path / "s"
+    try:
+        deadline = time.monotonic() + 300
+        while not list(sweep_dir.glob("0/runs/*/version_0/checkpoints/last.ckpt")):  # an epoch done and saved
+            assert sweep.poll() is None and time.monotonic() < deadline, "job 0 never finished an epoch"
+            time.sleep(0.1)
+        os.kill(jobs_of(sweep_dir)[0]["fit_pid"], signal.SIGKILL)  # the fit alone: the sweep goes on
+        assert sweep.wait(timeout=300) == 1  # a job did not complete
+    finally:
+        sweep.kill()
+    assert jobs_of(sweep_dir)[0]["status"] == "interrupted"
+    assert [t.state for t in study_of(sweep_dir).trials] == [TrialState.FAIL, TrialState.COMPLETE]
+
+    done = run_cli("sweep", "--resume", str(sweep_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 trials finished, 1 to go" in done.stdout
+    study = study_of(sweep_dir)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert study.trials[2].params == study.trials[0].params
+    job = jobs_of(sweep_dir)[0]
+    assert (job["status"], job["trial"], job["attempts"], job["epochs"]) == ("completed", 2, 2, 3)
+    assert job["resumed_from"] == "runs/mnist/version_0/checkpoints/last.ckpt"
+    assert study.trials[2].value == pytest.approx(job["val_acc"])

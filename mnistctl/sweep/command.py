@@ -24,7 +24,7 @@ from pathlib import Path
 from mnistctl.argparser import OneLineParser
 from mnistctl.errors import UsageError
 from mnistctl.layout import SWEEP_RECORD, SWEEPS_ROOT, job_dirs
-from mnistctl.sweep import detach, folder
+from mnistctl.sweep import detach, folder, in_use
 from mnistctl.sweep.job import FINISHED, SWEEP_PID_ENV
 from mnistctl.sweep.tree import PACKAGED_TREE
 
@@ -123,10 +123,12 @@ def main(argv: list[str]) -> int:
 
     overrides = list(args.overrides)
     resume_dir = _existing_sweep(args.resume) if args.resume else None
+    runs_jobs = not (args.info or args.cfg or args.dry_run)
     if resume_dir is not None:
         overrides = [*_resumed_overrides(resume_dir, overrides), f"{folder.KEY}={quote(str(resume_dir))}"]
+        if runs_jobs:
+            in_use.refuse_if_running(resume_dir)  # before anything starts; checked again when taking it over
     # The warm-start server imports torch while this process imports Hydra and plans (seconds on 2 cores).
-    runs_jobs = not (args.info or args.cfg or args.dry_run)
     warm = runs_jobs and wanted(likely_launcher(overrides))
     with early_server(warm, search=likely_search(overrides)) as early:
         return _plan_and_run(args, overrides, resume_dir, early)
@@ -171,7 +173,7 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         study_overrides = _study_overrides(plan, resume_dir)
         if resume_dir is not None:
             detach.wait_for_live_jobs(resume_dir, args.detach)  # a job still on the cluster must not run twice
-            claim = folder.Claim(resume_dir, resumed=True)
+            claim = folder.resume(resume_dir)  # nor one still running on this machine (in_use.py)
         else:
             claim = folder.claim(chosen, plan.overrides)
         os.environ[SWEEP_PID_ENV] = str(os.getpid())  # job workers stop their fit if this process is killed
@@ -200,6 +202,10 @@ def _plan_and_run(args: argparse.Namespace, overrides: list[str], resume_dir: Pa
         sys.stderr.write(
             f"mnistctl sweep: {len(failed)} of {len(rows)} jobs did not complete (see {sweep_dir}){resume}\n"
         )
+        return 1
+    if status == "stopped":  # the sweeper or launcher raised after some jobs ran: the others never did
+        resume = f"mnistctl sweep --resume {sweep_dir}"
+        sys.stderr.write(f"mnistctl sweep: it stopped early (see above); finish it with: {resume}\n")
         return 1
     return 0
 
@@ -259,8 +265,7 @@ def _multirun(plan, claim: folder.Claim, study_overrides: list[str], early=None)
     except KeyboardInterrupt:
         return "interrupted"
     except Exception as err:
-        if not job_dirs(claim.path):  # it stopped before its first job: leave nothing behind
-            folder.release(claim)
+        if folder.release(claim):  # it stopped before its first job: the folder is as it was, or gone
             if isinstance(err, HydraException):
                 raise UsageError(f"sweep could not start: {one_line(err)}") from None
             raise

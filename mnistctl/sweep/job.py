@@ -20,6 +20,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from omegaconf import OmegaConf
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_CONFIG
+from mnistctl.process_alive import process_alive
 from mnistctl.sweep import requeue, warm_start
 from mnistctl.sweep.job_folder import (
     claim_job_dir,
@@ -224,15 +226,26 @@ def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, recor
 def _wait(proc: subprocess.Popen) -> int:
     """Wait for the fit. In a launcher's worker process (joblib, submitit_local), also watch the sweep: when
     it is killed the worker is not, so the worker stops the fit and exits; the job stays resumable."""
-    sweep_pid = int(os.environ.get(SWEEP_PID_ENV, "0"))
-    in_worker = os.getppid() == sweep_pid  # the basic launcher runs jobs in the sweep process itself
+    sweep = _sweep_to_watch()
     while True:
         try:
-            return proc.wait(timeout=1 if in_worker else None)
+            return proc.wait(timeout=1 if sweep else None)
         except subprocess.TimeoutExpired:
-            if os.getppid() != sweep_pid:  # re-parented: the sweep process is gone
+            if process_alive(*sweep) is False:  # the sweep process is gone (killed, even with SIGKILL)
                 _stop(proc)
                 os._exit(1)
+
+
+def _sweep_to_watch() -> tuple[str, int, float] | None:
+    """(host, pid, a time after it started) of the sweep process this job must not outlive, or None.
+
+    A job in the sweep process itself (the basic launcher) needs no watch; a SLURM job outlives its sweep
+    by design (--detach, a requeue). Every other worker watches the sweep's pid, not its own parent: a
+    submitit_local job's parent is submitit's controller process, which outlives a killed sweep too."""
+    sweep_pid = int(os.environ.get(SWEEP_PID_ENV, "0"))
+    if not sweep_pid or sweep_pid == os.getpid() or requeue.on_slurm():
+        return None
+    return socket.gethostname(), sweep_pid, time.time()  # a process that reuses the pid later starts after it
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from mnistctl import layout
-from mnistctl.process_alive import process_alive
+from mnistctl.process_alive import record_alive
 from mnistctl.sweep import scheduler
 from mnistctl.sweep.detach import submitted_jobs
 from mnistctl.sweep.job_folder import job_order, sweep_job_record
@@ -79,17 +79,12 @@ def _state(row: dict, asked: bool) -> tuple[str, str]:
             return "interrupted", f"its SLURM job {slurm_id} ended without recording its end; --resume continues it"
         return status or "interrupted", record.get("error") or ""
     if status == "running":
-        alive = _process_alive(record)
+        alive = record_alive(record)
         if alive is False:
             return "interrupted", f"its process {record['pid']} is gone; --resume continues it"
         if alive is None:
             return "running", f"on {record.get('host') or 'an unknown host'}: not checked from here"
     return status or "queued", (record or {}).get("error") or ""
-
-
-def _process_alive(record: dict) -> bool | None:
-    started = time.mktime(time.strptime(record["started"], "%Y-%m-%dT%H:%M:%S"))  # job.json: local time
-    return process_alive(record.get("host"), record.get("pid"), started)
 
 
 def _progress(row: dict, sweep_dir: Path) -> dict:

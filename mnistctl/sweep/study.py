@@ -10,7 +10,8 @@ each job's return value as COMPLETE. `StudySweeper` is that sweeper with what a 
 - n_trials is the size of the study: a resumed sweep asks only for the trials not finished yet (COMPLETE,
   PRUNED and FAIL count), with its sampler reseeded (a seeded one would repeat its first trials). A trial the
   killed sweep left RUNNING is closed (FAIL, marked interrupted, not counted) and asked again with the same
-  params, so its job finds its folder and continues from last.ckpt;
+  params, so its job finds its folder and continues from last.ckpt; so is a trial whose fit a signal stopped
+  while the sweep went on (told FAIL, marked interrupted, never COMPLETE with a partial score);
 - each trial holds its job's key (a system attr): the job finds its trial by it (`find_trial`) and its fit
   reports val/acc to it after every epoch (trial_reporter.py), where the pruner may stop it;
 - a job its pruner stopped is told PRUNED. Jobs never create or load the study: only trials by id.
@@ -34,7 +35,9 @@ from mnistctl.sweep.settings import storage_refusal
 
 log = logging.getLogger(__name__)
 KEY_ATTR = "mnistctl_job_key"  # the job's key (job_folder.job_key) on its trial
-INTERRUPTED_ATTR = "mnistctl_interrupted"  # a trial closed on --resume because its sweep was killed
+INTERRUPTED_ATTR = "mnistctl_interrupted"  # a trial closed unfinished (FAIL): not counted, asked again
+FIT_STOPPED_ATTR = "mnistctl_fit_stopped"  # ... because a signal stopped its fit while the sweep went on
+REASKED_ATTR = "mnistctl_reasked"  # on the study: the numbers of the stopped trials asked again already
 PRUNED_ATTR = "mnistctl_pruned_after_epoch"  # set by the fit when its pruner stopped it
 DEFAULT_STUDY_NAME = "mnistctl"
 
@@ -72,15 +75,25 @@ def finished(trial) -> bool:
 
 
 def reopen_interrupted(study) -> int:
-    """Close the trials a killed sweep left running and ask them again, params and all; how many."""
+    """Ask again, params and all, the trials left unfinished: those a killed sweep left running (closed here)
+    and those whose fit a signal stopped (closed by `_tell`), once each; how many."""
     from optuna.trial import TrialState
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         study._storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, True)
         study._storage.set_trial_state(trial._trial_id, TrialState.FAIL)
+    reasked = study._storage.get_study_system_attrs(study._study_id).get(REASKED_ATTR, [])
+    stopped = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if trial.system_attrs.get(FIT_STOPPED_ATTR) and trial.number not in reasked
+    ]
+    for trial in [*stale, *stopped]:
         study.enqueue_trial(trial.params)
-    return len(stale)
+    if stopped:
+        study._storage.set_study_system_attr(study._study_id, REASKED_ATTR, [*reasked, *(t.number for t in stopped)])
+    return len(stale) + len(stopped)
 
 
 def find_trial(storage: str, study_name: str, key: str) -> tuple[int, int] | None:
@@ -174,12 +187,20 @@ class StudySweeper(OptunaSweeperImpl):
 
 
 def _tell(study, trial, ret) -> Exception | None:
-    """Tell the trial how its job ended: PRUNED, COMPLETE with its value, or FAIL (returned)."""
+    """Tell the trial how its job ended: PRUNED, COMPLETE with its value, or FAIL (returned). A job whose fit
+    was stopped (a signal) is unfinished, not a result: FAIL marked interrupted, neither counted nor learnt
+    from, asked again by the next --resume, whose job continues from its last.ckpt."""
     from optuna.trial import TrialState
 
     try:
         value = ret.return_value  # raises what the job raised
-        if (getattr(value, "record", None) or {}).get("status") == "pruned":
+        status = (getattr(value, "record", None) or {}).get("status")
+        if status == "interrupted":
+            for attr in (INTERRUPTED_ATTR, FIT_STOPPED_ATTR):
+                study._storage.set_trial_system_attr(trial._trial_id, attr, True)
+            study.tell(trial, state=TrialState.FAIL)
+            log.warning("trial %d interrupted: 'mnistctl sweep --resume' asks it again", trial.number)
+        elif status == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, values=[float(value)], state=TrialState.COMPLETE)  # NaN (a failed fit): ValueError
