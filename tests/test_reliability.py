@@ -18,6 +18,7 @@ import torch
 
 from conftest import PROBES_ON_PATH, SWEEP_ON_CPU, SWEEP_TINY, TINY, last_metric, read_csv, run_main
 from mnistctl.cli.checkpoints import resolve_ckpt_path
+from mnistctl.errors import UsageError
 
 # Long enough epochs that a kill lands inside one; augmentation so the RNG state matters.
 RESUMABLE = [
@@ -174,7 +175,7 @@ def test_kill_mid_write_leaves_the_old_complete_file_and_nothing_else(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]  # and no temporary file left behind
 
 
-def test_truncated_checkpoint_is_named_and_skipped_by_last(tiny_run, tmp_path, capsys):
+def test_truncated_checkpoint_is_named_and_last_does_not_take_an_older_run(tiny_run, tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(tiny_run.parent.parent, runs)
     newer = runs / "mnist" / "version_1"
@@ -185,7 +186,10 @@ def test_truncated_checkpoint_is_named_and_skipped_by_last(tiny_run, tmp_path, c
     assert run_main("test", "--ckpt_path", str(last)) == 2
     err = capsys.readouterr().err
     assert str(last) in err and "not a readable checkpoint" in err and "Traceback" not in err
-    assert resolve_ckpt_path("last", runs) == (runs / "mnist" / "version_0" / "checkpoints" / "last.ckpt")
+    # `last` is the newest run's or nothing: never the older run's last.ckpt, which a resume would train on.
+    with pytest.raises(UsageError, match="the newest fit run, .*version_1, has no loadable last checkpoint "
+                       r"\(its last.ckpt is not a readable checkpoint; its checkpoints: .*last.ckpt\)"):  # fmt: skip
+        resolve_ckpt_path("last", runs)
 
 
 def _limit_file_size() -> None:

@@ -106,7 +106,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
         candidate = best_checkpoint(run) if value == "best" else last_checkpoint(run)
         if candidate is not None and candidate.is_file() and _loads(candidate):
             return candidate
-        raise _not_in_newest_run(f"loadable {value} checkpoint", value, run)
+        raise _not_in_newest_run(f"loadable {value} checkpoint", value, run, candidate)
     if path.exists():
         _cached(path)
         return path.resolve()
@@ -117,7 +117,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
         candidate = checkpoints_dir(run) / path.name
         if candidate.is_file() and _loads(candidate):
             return candidate
-        raise _not_in_newest_run(f"loadable {path.name}", value, run)
+        raise _not_in_newest_run(f"loadable {path.name}", value, run, candidate)
     raise UsageError(f"--ckpt_path {value} does not exist; give an existing .ckpt file, or 'last' or 'best'")
 
 
@@ -133,12 +133,14 @@ def _newest_run(value: str, save_dir: str | os.PathLike, missing: str | None = N
     return runs[0]
 
 
-def _not_in_newest_run(what: str, value: str, run: Path) -> UsageError:
+def _not_in_newest_run(what: str, value: str, run: Path, candidate: Path | None) -> UsageError:
     """Never an older run instead: `fit --ckpt_path last` would train on in a run the user did not mean, and
     `test`/`predict` would report on it as if it were the newest."""
     held = ", ".join(sorted(p.name for p in checkpoints_dir(run).glob("*.ckpt"))) or "none"
+    broken = candidate is not None and candidate.is_file()  # there, but it does not load (truncated, not ours)
+    detail = f"its {candidate.name} is not a readable checkpoint; " if broken else ""
     return UsageError(
-        f"--ckpt_path {value}: the newest fit run, {shown(run)}, has no {what} (its checkpoints: {held}); "
+        f"--ckpt_path {value}: the newest fit run, {shown(run)}, has no {what} ({detail}its checkpoints: {held}); "
         "give a checkpoint file, e.g. one that 'mnistctl runs' lists"
     )
 
