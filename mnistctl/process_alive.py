@@ -9,6 +9,7 @@ started after the record was written is another process that reused the number.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from pathlib import Path
@@ -22,21 +23,32 @@ def process_alive(host: object, pid: object, started: float) -> bool | None:
     if not host or not isinstance(pid, int) or pid <= 0 or host != socket.gethostname():
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+    except (OSError, StopIteration):
+        return None  # no /proc here (not Linux): cannot tell, which must not read as "gone"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return False  # no such process
-    except (OSError, StopIteration):
-        return None  # no /proc here (not Linux), or it cannot be read
+    except OSError:
+        return None  # hidden from us (/proc mounted with hidepid)
     ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command name in parentheses
     return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK") <= started + START_SLACK_S
 
 
-def record_alive(record: dict) -> bool | None:
-    """`process_alive` for a record holding `host`, `pid` and `started` (local time, ISO, to the second), as
-    run.json, job.json and sweep.json's `process` do. None when the record lacks any of them."""
-    import datetime
+def process_record(pid: int | None = None) -> dict:
+    """`host`, `pid` and `started` of this process (or of `pid`, a child just started): what a record keeps
+    so that `record_alive` can tell later whether that process still runs."""
+    return {"host": socket.gethostname(), "pid": os.getpid() if pid is None else pid, "started": _now()}
 
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def record_alive(record: dict) -> bool | None:
+    """`process_alive` for a record holding `host`, `pid` and `started` (ISO time; without an offset, local
+    time), as `process_record` makes them and job.json keeps them. None when the record lacks any of them."""
     try:
         started = datetime.datetime.fromisoformat(str(record.get("started"))).timestamp()
     except ValueError:

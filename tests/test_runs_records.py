@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY, run_cli, run_main
+from mnistctl import process_alive as process_alive_module
 from mnistctl.process_alive import process_alive
 
 
@@ -100,15 +101,35 @@ def test_process_alive_tells_a_live_writer_from_a_gone_one_and_a_reused_pid():
     assert process_alive(here, None, now) is None  # a record from before pids were kept
 
 
-def test_a_fit_killed_with_sigkill_is_listed_as_interrupted_not_running(tmp_path, capsys, monkeypatch):
-    # The bug: run.json said `running` forever after kill -9, and `runs --status running` listed it as live.
-    command = [sys.executable, "-m", "mnistctl", "fit", *TINY, "--trainer.limit_train_batches", "100000"]
+def test_without_proc_nothing_reads_as_gone(monkeypatch, tmp_path):
+    """The bug: with no /proc (macOS), a missing /proc/<pid>/stat read as "no such process", so every running
+    fit was listed interrupted and every joblib job stopped its fit a second after it started."""
+    monkeypatch.setattr(process_alive_module, "Path", lambda path: tmp_path / str(path).lstrip("/"))
+    assert process_alive(socket.gethostname(), os.getpid(), time.time()) is None
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["fresh", "resumed"])
+def test_a_fit_killed_with_sigkill_is_listed_as_interrupted_not_running(tmp_path, capsys, monkeypatch, resumed):
+    """The bugs: run.json said `running` forever after kill -9, and `runs --status running` listed it as live;
+    then a resumed fit still training was listed as interrupted (its pid checked against the run's first start,
+    before the pid's process began, so read as a reused pid)."""
+    no_schedule = ["--lr_scheduler", "null"]  # a one-cycle schedule cannot change its length on a resume
+    if resumed:
+        assert run_cli("fit", *TINY, *no_schedule, cwd=tmp_path).returncode == 0
+        time.sleep(2.5)  # START_SLACK_S: the resume's process starts well after the run's `started`
+    command = [sys.executable, "-m", "mnistctl", "fit", *TINY, *no_schedule, "--trainer.limit_train_batches", "100000"]
     command += ["--trainer.max_epochs", "50", "--trainer.accelerator", "cpu"]
+    command += ["--ckpt_path", "last"] if resumed else []
     fit = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     record = tmp_path / "runs" / "mnist" / "version_0" / "run.json"
+
+    def written_by_the_fit() -> bool:
+        found = json.loads(record.read_text()) if record.is_file() else {}
+        return found.get("status") == "running" and (found.get("process") or {}).get("pid") == fit.pid
+
     try:
         deadline = time.monotonic() + 120
-        while not (record.is_file() and json.loads(record.read_text()).get("device")):
+        while not written_by_the_fit():
             assert fit.poll() is None and time.monotonic() < deadline, fit.stderr.read() if fit.poll() else "slow"
             time.sleep(0.2)
         monkeypatch.chdir(tmp_path)

@@ -21,7 +21,6 @@ import logging
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import time
 from importlib import metadata
@@ -36,6 +35,7 @@ from mnistctl.atomic import atomic_write
 from mnistctl.cli.progress import format_duration
 from mnistctl.console import shown
 from mnistctl.layout import RUN_RECORD, read_record
+from mnistctl.process_alive import process_record
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,9 @@ class RunManifest(Callback):
             "command": shlex.join(["mnistctl", *argv]),
             "argv": list(argv),
             "cwd": os.getcwd(),
-            # Who writes it: a reader on this host can tell a run killed without a word (SIGKILL, a stopped
-            # machine) from one still running (mnistctl.process_alive).
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
+            # Who writes it, and since when (a resume keeps the run's `started`): a reader on this host can tell
+            # a run killed without a word (SIGKILL, a stopped machine) from one still running (process_alive).
+            "process": process_record(),
             "config": "config.yaml",  # the fully resolved config, saved by LightningCLI beside this file
             "config_files": config_files,
             "seed": config.get("seed_everything"),

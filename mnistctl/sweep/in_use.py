@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 from pathlib import Path
 
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import SWEEP_RECORD, job_dirs, read_record
-from mnistctl.process_alive import record_alive
+from mnistctl.process_alive import process_record, record_alive
 from mnistctl.sweep.job_folder import read_record as read_job_record
 
 PROCESS_KEY = "process"  # in sweep.json: the process running the sweep now, or that ran it last
-
-
-def this_process() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 def live_process(sweep_dir: Path) -> tuple[int, str] | None:
@@ -37,8 +31,14 @@ def live_process(sweep_dir: Path) -> tuple[int, str] | None:
         return sweep["pid"], "its sweep process"
     for job_dir in job_dirs(sweep_dir):
         record = read_job_record(job_dir) or {}
-        if record.get("status") == "running" and record.get("pid") != os.getpid() and record_alive(record):
+        if record.get("status") != "running":
+            continue
+        if record.get("pid") != os.getpid() and record_alive(record):
             return record["pid"], f"the process of its job {job_dir.name}"
+        # A fit whose job process is gone (a killed sweep) may still be saving interrupted.ckpt for seconds.
+        fit = record.get("fit_process")
+        if isinstance(fit, dict) and record_alive(fit):
+            return fit["pid"], f"the fit of its job {job_dir.name}"
     return None
 
 
@@ -57,6 +57,6 @@ def take_over(sweep_dir: Path) -> None:
     """Record this process as the one running the sweep (--resume), after `refuse_if_running`."""
     refuse_if_running(sweep_dir)
     record = read_record(sweep_dir, SWEEP_RECORD) or {}
-    record[PROCESS_KEY] = this_process()
+    record[PROCESS_KEY] = process_record()
     with atomic_write(Path(sweep_dir) / SWEEP_RECORD) as f:
         json.dump(record, f, indent=2)

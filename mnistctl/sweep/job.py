@@ -32,7 +32,7 @@ from omegaconf import OmegaConf
 from mnistctl import layout
 from mnistctl.atomic import atomic_write
 from mnistctl.layout import JOB_CONFIG
-from mnistctl.process_alive import process_alive
+from mnistctl.process_alive import process_alive, process_record
 from mnistctl.sweep import requeue, warm_start
 from mnistctl.sweep.job_folder import (
     claim_job_dir,
@@ -212,6 +212,7 @@ def _fit(command: list[str], job_dir: Path, threads: int, extra_env: dict, recor
                 command, cwd=job_dir, stdout=out, stderr=err, env=env, preexec_fn=_fit_process_setup
             )
         record.update(fit_pid=proc.pid, start="cold" if isinstance(proc, subprocess.Popen) else "warm")
+        record["fit_process"] = process_record(proc.pid)  # started just now: after the fit's own start
         write_record(job_dir, record)  # the fit's pid, for --status and for whoever has to stop it
         try:
             returncode = _wait(proc)

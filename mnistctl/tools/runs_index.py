@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mnistctl import layout
 from mnistctl.flat_config import flatten
-from mnistctl.process_alive import process_alive
+from mnistctl.process_alive import record_alive
 from mnistctl.tools.runs_record import record_problem
 
 ID_LENGTH = 7
@@ -53,9 +53,10 @@ class Run:
         """run.json says running, but the process that wrote it, on this machine, is gone: it was killed
         (SIGKILL, out of memory, a machine that stopped) before it could record its end."""
         record = self.record or {}
-        if record.get("status") != "running" or self.started_at is None:
+        if record.get("status") != "running":
             return False
-        return process_alive(record.get("host"), record.get("pid"), self.started_at) is False
+        process = record.get("process")
+        return isinstance(process, dict) and record_alive(process) is False
 
     @property
     def subcommand(self) -> str | None:

@@ -147,9 +147,10 @@ def render_show(run: Run, short_id: str) -> None:
     out.append(f"command    {record.get('command')}  (in {record.get('cwd')})")
     out.append(f"reproduce  {reproduce(run) or f'(none: {not_reproducible(run)})'}")
     if run.gone:
+        pid = record["process"].get("pid")
         out.append(
-            f"note       run.json says running, but its process {record.get('pid')} is gone: killed before it "
-            "could record its end (the run's last.ckpt, if any, resumes it with --ckpt_path)"
+            f"note       run.json says running, but its process {pid} is gone: killed before it could record its "
+            "end (the run's last.ckpt, if any, resumes it with --ckpt_path)"
         )
     if record.get("error"):
         out.append(f"error      {record['error']}")

@@ -1,0 +1,43 @@
+"""Whether a sweep folder still has a live process on this machine (`--resume` is refused then), from records
+written by hand: no sweep runs here.
+
+    .venv/bin/python -m pytest tests/test_sweep_in_use.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mnistctl.process_alive import process_record
+from mnistctl.sweep import in_use
+
+
+def gone_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def sweep_whose_processes_are_gone(folder: Path, **job: object) -> Path:
+    dead = {**process_record(), "pid": gone_pid()}
+    (folder / "sweep.json").write_text(json.dumps({"overrides": [], "process": dead}))
+    (folder / "0").mkdir()
+    record = {"job": 0, "key": "k", "overrides": [], "status": "running", **dead, **job}
+    (folder / "0" / "job.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_fit_still_saving_after_its_job_process_died_keeps_the_sweep_in_use(tmp_path):
+    """The bug: only the sweep's and the job's pids were checked, so right after a kill -9 of the sweep (the
+    basic launcher: the job runs in the sweep's process) --resume started while the orphaned fit was still
+    saving interrupted.ckpt and writing run.json into the same run folder."""
+    still_saving = sweep_whose_processes_are_gone(tmp_path, fit_process=process_record(os.getpid()))
+    assert in_use.live_process(still_saving) == (os.getpid(), "the fit of its job 0")
+
+
+def test_nothing_alive_leaves_the_sweep_free(tmp_path):
+    finished_fit = {**process_record(), "pid": gone_pid()}
+    assert in_use.live_process(sweep_whose_processes_are_gone(tmp_path, fit_process=finished_fit)) is None
