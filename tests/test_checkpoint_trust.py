@@ -82,9 +82,10 @@ def a_big_layer(ckpt: dict) -> None:
         (criterion("Identity"), "'Identity'"),
         (a_big_layer, "'Bilinear'"),
         (criterion(5), "5"),
+        (lambda c: c["hyper_parameters"].update(criterion="Identity"), "'Identity'"),
         (lambda c: c["hyper_parameters"].update(foo={"class_path": "torch.nn.MSELoss"}), "hyper_parameters.foo"),
     ],
-    ids=["bare-name", "bare-name-big", "not-a-string", "unknown-key"],
+    ids=["bare-name", "bare-name-big", "not-a-string", "bare-string", "unknown-key"],
 )
 def test_a_class_named_without_a_module_or_an_unknown_key_is_refused(change, named, tiny_run, tmp_path, capsys):
     """The bug: only strings with a dot were checked, and jsonargparse resolved a bare `class_path: Identity`
@@ -159,3 +160,14 @@ def test_each_checkpoint_file_is_read_once(args, trains, tiny_run, tmp_path, tor
     assert torch_loads and max(torch_loads.values()) == 1, torch_loads
     if trains:  # the resumed checkpoint, then the best one this fit wrote, for its test
         assert (tmp_path / "runs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt").resolve() in torch_loads
+
+
+def test_the_hyper_parameters_a_checkpoint_may_set_are_the_models_arguments():
+    # MODEL_HPARAMS copies MNISTClassifier's arguments: a new argument left out would refuse mnistctl's own
+    # checkpoints; one kept after it is gone would let a checkpoint set what the model no longer takes.
+    import inspect
+
+    from mnistctl.cli.checkpoint_trust import MODEL_HPARAMS
+    from mnistctl.model import MNISTClassifier
+
+    assert list(MODEL_HPARAMS) == [p for p in inspect.signature(MNISTClassifier.__init__).parameters if p != "self"]

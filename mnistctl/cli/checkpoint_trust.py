@@ -84,7 +84,8 @@ def trusted_model_hparams(ckpt: dict, path: Path) -> dict:
             f"checkpoint {path} holds hyper_parameters.{unknown[0]}, which MNISTClassifier does not take (it takes "
             f"{', '.join(MODEL_HPARAMS)}): the file was altered or not written by mnistctl; use another checkpoint"
         )
-    for key, name in _dotted_names(hparams):
+    class_specs = [("criterion", hparams["criterion"])] if isinstance(hparams.get("criterion"), str) else []
+    for key, name in [*class_specs, *_dotted_names(hparams)]:  # a class-typed value given as a bare string too
         if not isinstance(name, str) or not allowed_class_path(name):
             raise UsageError(
                 f"checkpoint {path} names class {name!r} at hyper_parameters.{key}, which is not a torch loss, "
