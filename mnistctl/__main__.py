@@ -87,12 +87,29 @@ def main(args: list[str] | None = None) -> int:
         sys.stderr.write("mnistctl: interrupted\n")
         return 128 + signal.SIGINT
     except Exception as err:  # an unexpected failure: one line, the traceback only with --debug
+        if (code := _signalled(err)) is not None:
+            return code
         if os.environ.get("JSONARGPARSE_DEBUG"):
             raise
         sys.stderr.write(f"mnistctl: error: {type(err).__name__}: {err} (run again with --debug for the traceback)\n")
         return 1
     # Some images given to predict were unreadable: the CSV holds the rest, <csv stem>.skipped.txt names them.
     return SKIPPED_FILES_EXIT_CODE if getattr(getattr(cli, "datamodule", None), "predict_skipped", None) else 0
+
+
+def _signalled(err: BaseException) -> int | None:
+    """The exit status of a Ctrl-C or a SIGTERM that another exception now stands for: a signal that lands
+    while numpy's C extension imports comes out as numpy's ImportError, with the KeyboardInterrupt or the
+    handler's SystemExit as its context."""
+    seen = err.__cause__ or err.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            sys.stderr.write("mnistctl: interrupted\n")
+            return 128 + signal.SIGINT
+        if isinstance(seen, SystemExit) and isinstance(seen.code, int):
+            return seen.code
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 if __name__ == "__main__":
