@@ -7,11 +7,13 @@ else is refused in one line and left byte for byte as it was, and a sweep that c
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SWEEP_TINY, run_cli, run_main
+from conftest import SWEEP_TINY, run_main
 from mnistctl.sweep import plan
 
 pytestmark = pytest.mark.usefixtures("sweep_tree")
@@ -152,6 +154,15 @@ def test_resume_of_a_sweep_still_running_here_is_refused_and_changes_nothing(tmp
         alive.wait()
 
 
+UNCHECKED_LAUNCHER = """
+import sys
+from mnistctl.sweep import plan
+plan.check_launcher = lambda *args: None
+from mnistctl.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.parametrize("search", [[], ["search=lr_dropout", "hydra.sweeper.n_trials=2"]], ids=["grid", "optuna"])
 def test_a_resume_whose_launcher_refuses_to_start_fails_and_puts_every_file_back(tmp_path, search):
     """The bug: in a resumed folder that already held jobs, a launcher refusing to start was "the sweep stopped
@@ -175,8 +186,12 @@ def test_a_resume_whose_launcher_refuses_to_start_fails_and_puts_every_file_back
         study.ask({"model.dropout_ratio": optuna.distributions.UniformDistribution(0.0, 0.5)})
         del study
     before = fingerprint(tmp_path)
-    # In a process of its own: Hydra's multirun keeps logging to the streams of the test that ran it first.
-    done = run_cli("sweep", "--resume", "s", "hydra/launcher=joblib", "hydra.launcher.prefer=nope", cwd=tmp_path)
+    # In a process of its own (Hydra's multirun keeps logging to the streams of the test that ran it first), with
+    # the plan's launcher check skipped as above: prefer=nope then stands for what a launcher refuses at start.
+    args = ["sweep", "--resume", "s", "hydra/launcher=joblib", "hydra.launcher.prefer=nope"]
+    done = subprocess.run(
+        [sys.executable, "-c", UNCHECKED_LAUNCHER, *args], cwd=tmp_path, capture_output=True, text=True
+    )
     errors = [line for line in done.stderr.splitlines() if line.startswith("mnistctl: error:")]
     assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "prefer=nope is not a valid backend hint" in errors[0]
