@@ -185,7 +185,14 @@ def test_last_and_best_never_fall_back_to_an_older_run(run, tmp_path, monkeypatc
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert "the newest fit run, runs/mnist/version_1, has no loadable" in lines[-1], lines[-1]
-        assert "its checkpoints: interrupted.ckpt" in lines[-1]
+        assert (
+            "its checkpoints: interrupted.ckpt); it stopped in its first epoch: remove runs/mnist/version_1"
+            in lines[-1]
+        )
+    older = next(p.name for p in (run / "checkpoints").iterdir() if p.name.startswith("epoch"))
+    done = run_cli("test", *TINY, "--ckpt_path", older, cwd=tmp_path)  # a bare name only the older run has
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"an older run holds one: give --ckpt_path runs/mnist/version_0/checkpoints/{older}" in done.stderr
     assert fingerprint(tmp_path / "runs") == before  # the older run was neither trained on nor tested
     assert run.name == "version_0" and (run / "checkpoints" / "last.ckpt").is_file()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from mnistctl.console import shown
 from mnistctl.data.checksums import kind_of
 from mnistctl.errors import UsageError
-from mnistctl.layout import checkpoints_dir, fit_runs, last_checkpoint
+from mnistctl.layout import INTERRUPTED, checkpoints_dir, fit_runs, last_checkpoint
 
 log = logging.getLogger(__name__)
 READS: Counter[Path] = Counter()  # resolved path -> reads from disk in this process
@@ -106,7 +106,7 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
         candidate = best_checkpoint(run) if value == "best" else last_checkpoint(run)
         if candidate is not None and candidate.is_file() and _loads(candidate):
             return candidate
-        raise _not_in_newest_run(f"loadable {value} checkpoint", value, run, candidate)
+        raise _not_in_newest_run(f"loadable {value} checkpoint", value, run, candidate or last_checkpoint(run))
     if path.exists():
         _cached(path)
         return path.resolve()
@@ -117,7 +117,8 @@ def resolve_ckpt_path(value: str, save_dir: str | os.PathLike) -> Path:
         candidate = checkpoints_dir(run) / path.name
         if candidate.is_file() and _loads(candidate):
             return candidate
-        raise _not_in_newest_run(f"loadable {path.name}", value, run, candidate)
+        older = next((c for r in fit_runs(save_dir)[1:] if (c := checkpoints_dir(r) / path.name).is_file()), None)
+        raise _not_in_newest_run(f"loadable {path.name}", value, run, candidate, older)
     raise UsageError(f"--ckpt_path {value} does not exist; give an existing .ckpt file, or 'last' or 'best'")
 
 
@@ -133,15 +134,20 @@ def _newest_run(value: str, save_dir: str | os.PathLike, missing: str | None = N
     return runs[0]
 
 
-def _not_in_newest_run(what: str, value: str, run: Path, candidate: Path | None) -> UsageError:
+def _not_in_newest_run(what: str, value: str, run: Path, candidate: Path, older: Path | None = None) -> UsageError:
     """Never an older run instead: `fit --ckpt_path last` would train on in a run the user did not mean, and
-    `test`/`predict` would report on it as if it were the newest."""
-    held = ", ".join(sorted(p.name for p in checkpoints_dir(run).glob("*.ckpt"))) or "none"
-    broken = candidate is not None and candidate.is_file()  # there, but it does not load (truncated, not ours)
+    `test`/`predict` would report on it as if it were the newest. The line says where else to look."""
+    names = sorted(p.name for p in checkpoints_dir(run).glob("*.ckpt"))
+    broken = candidate.is_file() and not _loads(candidate)  # truncated, or not a checkpoint of ours
     detail = f"its {candidate.name} is not a readable checkpoint; " if broken else ""
+    fix = "give a checkpoint file, e.g. one that 'mnistctl runs' lists"
+    if older is not None:  # a bare file name an older run holds
+        fix = f"an older run holds one: give --ckpt_path {shown(older)}"
+    elif names == [INTERRUPTED]:
+        fix = f"it stopped in its first epoch: remove {shown(run)} to make the run before it the newest, or {fix}"
     return UsageError(
-        f"--ckpt_path {value}: the newest fit run, {shown(run)}, has no {what} ({detail}its checkpoints: {held}); "
-        "give a checkpoint file, e.g. one that 'mnistctl runs' lists"
+        f"--ckpt_path {value}: the newest fit run, {shown(run)}, has no {what} "
+        f"({detail}its checkpoints: {', '.join(names) or 'none'}); {fix}"
     )
 
 
