@@ -9,8 +9,8 @@
 RUN is a run folder, an id from the table (any unique prefix of 4 or more characters), `last` or `best`.
 `last` and `best` name the run whose checkpoint `--ckpt_path last` / `--ckpt_path best` takes (found
 by the same code, which reads the checkpoints with torch). The best run by accuracy is the first row of
-`mnistctl runs --sort val_acc`. Reads run.json and config.yaml files only: no torch, a few hundred
-runs in a fraction of a second.
+`mnistctl runs --sort val_acc`. The listing reads run.json and config.yaml files only: no torch, a few
+hundred runs in a fraction of a second.
 """
 
 from __future__ import annotations
