@@ -218,3 +218,14 @@ def test_predict_never_writes_over_what_it_reads_even_with_overwrite(tiny_run, t
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert f"--predictions.path {path} is" in line and "what predict reads" in line, line
     assert fingerprint(tmp_path) == before
+
+
+def test_a_refused_predict_leaves_none_of_the_nested_output_folders_it_made(tiny_run, tmp_path, capsys):
+    """The bug: a refused evaluation removed only the innermost folder of a new --output_dir a/b/c."""
+    ckpt = str(shutil.copy(tiny_run / "checkpoints" / "last.ckpt", tmp_path / "model.ckpt"))
+    (tmp_path / "empty").mkdir()
+    args = ["--ckpt_path", ckpt, "--data.predict_dir", str(tmp_path / "empty"), "--output_dir", "new/nested/out"]
+    before = fingerprint(tmp_path)
+    assert run_main("predict", *args, "--predictions.path", str(tmp_path / "p.csv"), *TINY[8:]) == 2
+    assert "--data.predict_dir" in capsys.readouterr().err
+    assert fingerprint(tmp_path) == before

@@ -18,7 +18,6 @@ checkpoint is restored (`resume_gate`); a checkpoint outside a run folder starts
 from __future__ import annotations
 
 import atexit
-import contextlib
 import gc
 import logging
 import os
@@ -121,7 +120,7 @@ class MnistCLI(LightningCLI):
     created: list[Path]  # the folders this command made for its run: the only ones a failure may remove
     resuming_in_place = False  # fit --ckpt_path into the folder of the run that made the checkpoint
     config_changes: dict = {}  # fit --ckpt_path: settings that differ from the checkpoint's run (allowed)
-    new_output_dir: Path | None = None  # validate/test/predict: its output folder, when this command makes it
+    new_output_dirs: list[Path] = []  # validate/test/predict: the folders of its output folder this command makes
     restart_optimization = False  # an allowed change of optimizer or lr_scheduler: those start afresh
     steps_done = 0  # the checkpoint's global step, when a one-cycle schedule starts afresh on resume
 
@@ -294,7 +293,7 @@ class MnistCLI(LightningCLI):
             self.run_dir = layout.run_dir_of(Path(config.ckpt_path))
             # Evaluation outputs go to <run>/<subcommand>/, beside the fit that made the checkpoint, or --output_dir.
             folder = run_folders.output_folder(self.run_dir, self.subcommand, config.output_dir)
-            self.new_output_dir = None if folder.exists() else folder
+            self.new_output_dirs = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
             config.trainer.logger = Namespace(
                 class_path="pytorch_lightning.loggers.CSVLogger",
                 init_args=Namespace(save_dir=str(folder.parent), name="", version=folder.name),
@@ -377,9 +376,11 @@ class MnistCLI(LightningCLI):
         """A fit that failed before its first checkpoint leaves none of the folders it created behind."""
         if self.created and not any(layout.checkpoints_dir(self.created[-1]).glob("*.ckpt")):
             run_folders.discard(self.created)
-        if self.new_output_dir is not None:  # an evaluation refused before it wrote: no empty folder of its own
-            with contextlib.suppress(OSError):
-                self.new_output_dir.rmdir()  # only when empty
+        for folder in self.new_output_dirs:  # an evaluation refused before it wrote: no empty folder of its own
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
 
     def after_fit(self) -> None:
         if not self.config.fit.test_after_fit or self.trainer.interrupted:
