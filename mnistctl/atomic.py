@@ -147,6 +147,7 @@ def make_folders(folder: Path, made: list[Path] | None = None) -> None:
 def write_all(files: dict[Path, bytes], *, replace: bool = True) -> None:
     """Write several files so that all of them appear or none does (on an error; a kill -9 between two
     names can still leave some): each is written complete and fsynced before the first one gets its name.
+    A name that existed before and was already replaced when the error came keeps the new content.
 
     The folders they need are made, and removed again if the writing fails. replace=False never writes
     over an existing name: FileExistsError instead, and the files named before it are removed again.
