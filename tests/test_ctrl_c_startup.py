@@ -7,6 +7,7 @@ no run folder left behind. The interrupt is pressed by the process itself at a f
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -41,6 +42,12 @@ exec sleep 30
 """
 
 
+def as_from_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell runs background jobs (`bash .ci/run &`) with SIGINT ignored,
+    which their children inherit, and a Python started with SIGINT ignored never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     "args",
     [["export", "--ckpt_path", "model.ckpt"], ["predict", "--ckpt_path", "best"], ["fit", *TINY]],
@@ -50,7 +57,12 @@ def test_ctrl_c_while_importing_is_one_line_and_exit_130(args, tmp_path):
     """The bug: __main__ caught only Exception, so Ctrl-C during start-up printed a KeyboardInterrupt traceback."""
     (tmp_path / "model.ckpt").write_bytes(b"export loads it with torch")
     done = subprocess.run(
-        [sys.executable, "-c", CTRL_C_AT_IMPORT_TORCH, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", CTRL_C_AT_IMPORT_TORCH, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=as_from_a_terminal,
     )
     assert (done.returncode, done.stderr) == (130, "mnistctl: interrupted\n")
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]  # no run folder, no model file
@@ -74,6 +86,7 @@ def test_ctrl_c_after_fit_made_its_run_folder_removes_it(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=as_from_a_terminal,
     )
     assert (bin_dir / "seen.txt").read_text().split() == ["notes.txt", "version_0"]  # pressed after it existed
     assert (done.returncode, done.stderr.splitlines()[-1:]) == (130, ["mnistctl: interrupted"]), done.stderr
