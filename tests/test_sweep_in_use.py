@@ -41,3 +41,13 @@ def test_a_fit_still_saving_after_its_job_process_died_keeps_the_sweep_in_use(tm
 def test_nothing_alive_leaves_the_sweep_free(tmp_path):
     finished_fit = {**process_record(), "pid": gone_pid()}
     assert in_use.live_process(sweep_whose_processes_are_gone(tmp_path, fit_process=finished_fit)) is None
+
+
+def test_a_slurm_jobs_live_process_is_left_to_slurm(tmp_path):
+    """The bug: on a cluster whose node is this machine (the local SLURM tier), a SLURM job's live process made
+    --resume refuse, where it must wait for the job as SLURM reports it (detach.wait_for_live_jobs)."""
+    on_slurm = sweep_whose_processes_are_gone(tmp_path, pid=os.getpid(), fit_process=process_record(os.getpid()))
+    assert in_use.live_process(on_slurm) is not None  # as a local job: in use
+    record = json.loads((tmp_path / "0" / "job.json").read_text())
+    (tmp_path / "0" / "job.json").write_text(json.dumps({**record, "slurm_job_id": "12"}))
+    assert in_use.live_process(on_slurm) is None

@@ -31,7 +31,7 @@ def live_process(sweep_dir: Path) -> tuple[int, str] | None:
         return sweep["pid"], "its sweep process"
     for job_dir in job_dirs(sweep_dir):
         record = read_job_record(job_dir) or {}
-        if record.get("status") != "running":
+        if record.get("status") != "running" or record.get("slurm_job_id"):  # SLURM's jobs: SLURM's to tell
             continue
         if record.get("pid") != os.getpid() and record_alive(record):
             return record["pid"], f"the process of its job {job_dir.name}"
