@@ -25,6 +25,7 @@ from mnistctl import __version__
 from mnistctl.atomic import atomic_write
 from mnistctl.errors import UsageError
 from mnistctl.layout import JOB_RECORD, SWEEP_RECORD, SWEEPS_ROOT, job_dirs
+from mnistctl.process_alive import process_record
 from mnistctl.sweep import in_use
 
 KEY = "hydra.sweep.dir"
@@ -94,7 +95,7 @@ def claim(folder: Path | None, overrides: list[str]) -> Claim:
         except OSError as err:
             raise UsageError(f"{KEY}={folder} cannot be created: {err.strerror or err}") from None
     record = {"overrides": overrides, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "mnistctl": __version__}
-    record[in_use.PROCESS_KEY] = in_use.this_process()  # --resume refuses while it is alive
+    record[in_use.PROCESS_KEY] = process_record()  # --resume refuses while it is alive
     with atomic_write(folder / SWEEP_RECORD) as f:
         json.dump(record, f, indent=2)
     return Claim(folder, created)
