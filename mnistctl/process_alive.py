@@ -32,7 +32,10 @@ def process_alive(host: object, pid: object, started: float) -> bool | None:
         return False  # no such process
     except OSError:
         return None  # hidden from us (/proc mounted with hidepid)
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, after the command name in parentheses
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name in parentheses: field 3 on
+    if fields[0] in ("Z", "X"):  # a zombie has exited: only its parent has not collected its status yet
+        return False
+    ticks = int(fields[19])  # field 22, starttime
     return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK") <= started + START_SLACK_S
 
 

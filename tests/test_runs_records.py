@@ -96,6 +96,11 @@ def test_process_alive_tells_a_live_writer_from_a_gone_one_and_a_reused_pid():
     assert process_alive(here, os.getpid(), now) is True
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     assert process_alive(here, int(done.stdout), now) is False  # it has exited
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not yet reaped
+        time.sleep(0.05)
+    assert process_alive(here, zombie.pid, now) is False  # an orphaned fit nobody reaps yet has ended too
+    zombie.wait()
     assert process_alive(here, os.getpid(), now - 10 * 365 * 86400) is False  # started after the record: a reused pid
     assert process_alive("another-host", os.getpid(), now) is None  # cannot tell from here
     assert process_alive(here, None, now) is None  # a record from before pids were kept
