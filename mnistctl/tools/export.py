@@ -132,12 +132,18 @@ def _require_onnx() -> None:
         )
 
 
+class _SigTerm:
+    received = False
+
+
 def _stop_on_sigterm(signum, frame) -> None:
+    _SigTerm.received = True  # read again after writing: the exception below can be swallowed
     raise SystemExit(128 + signal.SIGTERM)  # like `mnistctl test`; the unnamed output file just vanishes
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    _SigTerm.received = False
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return _export(args)  # a SIGTERM turned into an ImportError by numpy: mnistctl.__main__ reads it
@@ -154,7 +160,15 @@ def _export(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default
     _check_output(output, ckpt_path, args.overwrite, default.name)
     module = serving_module(load_checkpoint(ckpt_path), ckpt_path)
-    export(module, args.format, output, overwrite=args.overwrite)
+    existed = os.path.lexists(output)
+    if not _SigTerm.received:
+        export(module, args.format, output, overwrite=args.overwrite)
+    if _SigTerm.received:
+        # Raised inside a callback that swallows exceptions (an import lock's weakref callback says "Exception
+        # ignored in ..."), the SystemExit never stopped the export: stop now, with no model file of ours left.
+        if not existed:
+            output.unlink(missing_ok=True)
+        return 128 + signal.SIGTERM
     if not is_quiet():
         sys.stdout.write(f"wrote {output} ({args.format}, from {ckpt_path})\n")
     return 0
