@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,6 +121,32 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, replace: bool = Tr
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+
+
+_KINDS = {
+    stat.S_IFREG: "a file",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def kind_name(mode: int) -> str:
+    """What a file-system entry is, from its st_mode: "a file", "a folder", "a FIFO (named pipe)", ..."""
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` if it exists (a dangling link counts), else its nearest ancestor that does."""
+    return next(p for p in [path, *path.absolute().parents] if os.path.lexists(p))
+
+
+def no_folder_kind(path: Path) -> str:
+    """What `path`, found where a folder should be, is instead: "a file", "a symbolic link to no folder", ..."""
+    return "a symbolic link to no folder" if path.is_symlink() else kind_name(os.lstat(path).st_mode)
 
 
 def make_folders(folder: Path, made: list[Path] | None = None) -> None:

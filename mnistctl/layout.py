@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from mnistctl.atomic import make_folders
+
 RUNS_ROOT = "runs"  # the default save_dir of the loggers: run folders are <root>/<name>/version_N
 RUN_RECORD = "run.json"
 CONFIG = "config.yaml"
@@ -69,13 +71,13 @@ def allocate_run_dir(root: str | os.PathLike, name: str, created: list[Path] | N
     the only folders a failed fit may remove again.
     """
     parent = Path(root).resolve() / name
-    _make_dirs(parent, created)
+    make_folders(parent, created)
     taken = [v for p in parent.glob(f"{VERSION_PREFIX}*") if (v := version_of(p)) is not None]
     version = max(taken, default=-1) + 1
     while True:
         candidate = parent / f"{VERSION_PREFIX}{version}"
         try:
-            _make_dirs(candidate.parent, created)  # a failed fit may just have removed an empty <name>/
+            make_folders(candidate.parent, created)  # a failed fit may just have removed an empty <name>/
             candidate.mkdir()
         except FileExistsError:  # another process took it between glob and mkdir
             version += 1
@@ -83,22 +85,6 @@ def allocate_run_dir(root: str | os.PathLike, name: str, created: list[Path] | N
         if created is not None:
             created.append(candidate)
         return candidate
-
-
-def _make_dirs(folder: Path, created: list[Path] | None) -> None:
-    """mkdir -p that notes the folders it made itself (one that appears meanwhile is not ours)."""
-    missing = [p for p in [folder, *folder.parents] if not p.exists()][::-1]
-    for path in missing:
-        try:
-            path.mkdir()
-        except FileExistsError:
-            if not path.is_dir():
-                raise
-            continue
-        if created is not None:
-            created.append(path)
-    if not folder.is_dir():
-        raise NotADirectoryError(20, "Not a directory", str(folder))
 
 
 def is_run_dir(folder: Path) -> bool:

@@ -364,8 +364,7 @@ class MnistCLI(LightningCLI):
         try:
             super()._run_subcommand(subcommand)
         except BaseException as err:
-            self.manifest.finish(err)
-            self._discard_empty_run()
+            self.manifest.finish(err)  # then __init__'s handler discards the folders it made, if still empty
             if type(err) is SystemExit and self.trainer.interrupted:
                 # Lightning turns Ctrl-C into exit(1) after its clean shutdown; the shell convention is 130.
                 raise SystemExit(128 + 2) from None

@@ -27,19 +27,12 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from mnistctl.atomic import atomic_write
+from mnistctl.atomic import atomic_write, kind_name
 
 log = logging.getLogger(__name__)
 
 STAMP_NAME = "verified.json"
 STAMP_ENTRIES = 64  # the newest files kept in the stamp: the cache's four, and a few --data.data_dir copies
-_KINDS = {
-    stat.S_IFDIR: "a folder",
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
 _verified_here: set[tuple[str, tuple[int, ...]]] = set()  # (real path, identity) of files hashed in this process
 
 
@@ -55,7 +48,7 @@ def kind_of(path: str | os.PathLike) -> str | None:
         return "a broken symbolic link" if os.path.islink(path) else "missing"
     except OSError as err:  # a symbolic-link loop, a name too long, no permission on the folder
         return "a symbolic link loop" if err.errno == errno.ELOOP else f"not accessible ({err.strerror})"
-    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return None if stat.S_ISREG(mode) else kind_name(mode)
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:
@@ -64,7 +57,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{path} is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}")
+            raise NotRegularFile(f"{path} is {kind_name(mode)}")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

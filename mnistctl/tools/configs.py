@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
-from mnistctl.atomic import write_all
+from mnistctl.atomic import kind_name, nearest_existing, no_folder_kind, write_all
 from mnistctl.config_files import packaged_configs_dir
 from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
@@ -72,9 +72,9 @@ def copy_configs(dest: Path, force: bool = False) -> list[Path]:
 
 def _check_destination(dest: Path, files: list[Path], force: bool) -> None:
     """UsageError, before anything is written, for a dest that cannot take every file in `files`."""
-    existing = next(p for p in [dest, *dest.absolute().parents] if os.path.lexists(p))
+    existing = nearest_existing(dest)
     if not existing.is_dir():
-        what = "a symbolic link to no folder" if existing.is_symlink() else _kind(os.lstat(existing).st_mode)
+        what = no_folder_kind(existing)
         where = f"is {what}" if existing == dest else f"is inside {existing}, which is {what}"
         raise UsageError(f"--copy {dest} {where}, not a folder; give a new folder or an existing one")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -93,7 +93,7 @@ def _check_destination(dest: Path, files: list[Path], force: bool) -> None:
                 break
             goes = "a folder of configs" if part != name else "a config"
             raise UsageError(
-                f"--copy {dest}: {path} is {_kind(mode)} where {goes} goes; mnistctl never writes through or "
+                f"--copy {dest}: {path} is {kind_name(mode)} where {goes} goes; mnistctl never writes through or "
                 "over it (not even with --force): move it away or choose another folder"
             )
     if clashes and not force:
@@ -101,11 +101,6 @@ def _check_destination(dest: Path, files: list[Path], force: bool) -> None:
             f"--copy {dest}: {len(clashes)} file(s) already there, e.g. {clashes[0]}; "
             "add --force to overwrite them or choose another folder"
         )
-
-
-def _kind(mode: int) -> str:
-    kinds = {stat.S_IFLNK: "a symbolic link", stat.S_IFDIR: "a folder", stat.S_IFREG: "a file"}
-    return kinds.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def main(argv: list[str]) -> int:

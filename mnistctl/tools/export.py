@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from mnistctl.argparser import OneLineParser
-from mnistctl.atomic import atomic_write
+from mnistctl.atomic import atomic_write, nearest_existing, no_folder_kind
 from mnistctl.console import is_quiet, shown
 from mnistctl.errors import UsageError
 from mnistctl.layout import RUNS_ROOT
@@ -181,9 +181,9 @@ def _check_output(output: Path, ckpt_path: Path, overwrite: bool, default_name: 
     file appears by a rename, which is atomic only in the folder the user named, and the link may point
     anywhere (a file of someone else's, outside the run folder, nowhere).
     """
-    existing = next(p for p in output.absolute().parents if os.path.lexists(p))
+    existing = nearest_existing(output.parent)
     if not existing.is_dir():
-        what = "a symbolic link to no folder" if existing.is_symlink() else "a file"
+        what = no_folder_kind(existing)
         raise UsageError(f"--output {output}: {shown(existing)} is {what}, not a folder; give an --output in a folder")
     if output.is_dir():
         raise UsageError(f"--output {output} is a folder; give a file name, e.g. {output / default_name}")
